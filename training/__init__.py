@@ -1,0 +1,1 @@
+"""Training for the MHIST classifiers: data, networks, the LightningModule, callbacks, the CLI."""

@@ -1,0 +1,166 @@
+"""``MhistClassifier``: one LightningModule for the ViT and the MLP.
+
+Reads top to bottom: init, forward, the shared step, train/val/test, optimizers. The network is
+injected (``training.networks``); facts that come from the data (class balance, normalization)
+are adopted in ``setup`` and kept in buffers, so a checkpoint carries everything export needs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics import CatMetric
+
+from training.metrics import binary_metrics
+from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
+from training.selection import guarded_sensitivity
+from training.thresholds import ThresholdStrategy, choose_threshold
+from training.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+TRAINING_THRESHOLD = 0.5  # metrics during training, and the guarded score, use the fixed 0.5
+
+
+class MhistClassifier(LightningModule):
+    """Binary HP (0) vs SSA (1) classifier trained with BCE-with-logits."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerName = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        momentum: float = 0.9,
+        scheduler: SchedulerName = "cosine",
+        pos_weight: float | Literal["auto"] | None = "auto",
+        min_auroc: float = 0.75,
+        min_balanced_accuracy: float = 0.65,
+        threshold_strategy: ThresholdStrategy = "target_sensitivity",
+        target_sensitivity: float = 0.9,
+        f_beta: float = 2.0,
+    ) -> None:
+        """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
+        super().__init__()
+        self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config
+        self.net = net
+        self.register_buffer("loss_pos_weight", torch.tensor(1.0))
+        self.register_buffer("decision_threshold", torch.tensor(TRAINING_THRESHOLD))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD))
+        self.outputs = nn.ModuleDict(
+            {f"{stage}_{kind}": CatMetric() for stage in ("train", "val", "test") for kind in ("probs", "targets")}
+        )
+
+    @property
+    def model_name(self) -> str:
+        return getattr(self.net, "model_name", type(self.net).__name__)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        mean, std = datamodule.normalization
+        self.mean.copy_(torch.tensor(mean))
+        self.std.copy_(torch.tensor(std))
+        weight = datamodule.pos_weight if self.hparams.pos_weight == "auto" else self.hparams.pos_weight
+        self.loss_pos_weight.fill_(1.0 if weight is None else float(weight))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits, shape ``[batch]``."""
+        return self.net(images)
+
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        images, targets = batch
+        logits = self(images)
+        loss = F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=self.loss_pos_weight)
+        return loss, torch.sigmoid(logits.detach().float()), targets
+
+    def _collect(self, stage: str, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.outputs[f"{stage}_probs"].update(probs)
+        self.outputs[f"{stage}_targets"].update(targets.float())
+
+    def _gathered(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, targets = self.outputs[f"{stage}_probs"], self.outputs[f"{stage}_targets"]
+        result = probs.compute(), targets.compute().long()
+        probs.reset()
+        targets.reset()
+        return result
+
+    def _log_metrics(self, prefix: str, metrics: dict[str, float]) -> None:
+        self.log_dict({f"{prefix}/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, probs, targets = self.model_step(batch)
+        self._collect("train", probs, targets)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=targets.numel())
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_metrics("train", binary_metrics(*self._gathered("train"), TRAINING_THRESHOLD))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, probs, targets = self.model_step(batch)
+        self._collect("val", probs, targets)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=targets.numel())
+
+    def on_validation_epoch_end(self) -> None:
+        """Log metrics at 0.5, the guarded score, and tune the threshold for these weights."""
+        probs, targets = self._gathered("val")
+        metrics = binary_metrics(probs, targets, TRAINING_THRESHOLD)
+        metrics["guarded_score"] = guarded_sensitivity(
+            metrics["sensitivity"],
+            metrics["auroc"],
+            metrics["balanced_accuracy"],
+            min_auroc=self.hparams.min_auroc,
+            min_balanced_accuracy=self.hparams.min_balanced_accuracy,
+        )
+        if not self.trainer.sanity_checking and 0 < int(targets.sum()) < targets.numel():
+            self.decision_threshold.fill_(
+                choose_threshold(
+                    probs.numpy(),
+                    targets.numpy(),
+                    self.hparams.threshold_strategy,
+                    target_sensitivity=self.hparams.target_sensitivity,
+                    beta=self.hparams.f_beta,
+                )
+            )
+            metrics["threshold"] = float(self.decision_threshold)
+            self._log_metrics("val_tuned", binary_metrics(probs, targets, float(self.decision_threshold)))
+        self._log_metrics("val", metrics)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, probs, targets = self.model_step(batch)
+        self._collect("test", probs, targets)
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=targets.numel())
+
+    def on_test_epoch_end(self) -> None:
+        """Test metrics at 0.5 and at the threshold tuned on validation (never on test)."""
+        probs, targets = self._gathered("test")
+        self._log_metrics("test", binary_metrics(probs, targets, TRAINING_THRESHOLD))
+        tuned = binary_metrics(probs, targets, float(self.decision_threshold))
+        self._log_metrics("test_tuned", {**tuned, "threshold": float(self.decision_threshold)})
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.sigmoid(self(images).float())
+
+    def configure_optimizers(self) -> dict:
+        """Only trainable parameters: ``FreezeThenUnfreeze`` adds the backbone in phase 2."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_optimizer(
+            self.hparams.optimizer,
+            params,
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            momentum=self.hparams.momentum,
+        )
+        scheduler = build_scheduler(
+            self.hparams.scheduler,
+            optimizer,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            monitor="val/loss",
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else {"optimizer": optimizer}

@@ -1,0 +1,157 @@
+"""``MhistCLI``: LightningCLI with our callbacks, MLflow defaults, config logging and resume.
+
+Configuration flows one way: YAML -> this parser -> constructor arguments. The callbacks every
+run needs get their own config sections (``finetuning``, ``checkpoint``, ``early_stopping``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import MLFlowLogger
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from training.classifier import MhistClassifier
+from training.datamodule import MhistDataModule
+from training.errors import TrainingSetupError
+from training.finetuning import FreezeThenUnfreeze
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = Path(__file__).parent / "configs"
+MLFLOW_PARAM_LIMIT = 6000
+
+
+def resolve_config_names(args: Sequence[str]) -> list[str]:
+    """``--config vit.yaml`` names a file in ``training/configs/`` unless that path exists."""
+    resolved = list(args)
+    for i, arg in enumerate(resolved[:-1]):
+        if arg in ("--config", "-c") and not Path(resolved[i + 1]).exists():
+            candidate = CONFIG_DIR / resolved[i + 1]
+            if candidate.exists():
+                resolved[i + 1] = str(candidate)
+    for i, arg in enumerate(resolved):
+        name = arg.removeprefix("--config=")
+        if arg.startswith("--config=") and not Path(name).exists() and (CONFIG_DIR / name).exists():
+            resolved[i] = f"--config={CONFIG_DIR / name}"
+    return resolved
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"model.init_args.lr": "0.001"}`` with values cut to MLflow's limit."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:MLFLOW_PARAM_LIMIT]
+    return flat
+
+
+class LogConfigToMlflow(SaveConfigCallback):
+    """Send the resolved config to the MLflow run as params and as ``config.yaml``.
+
+    LightningCLI only writes the config to the log dir, where a second run would collide.
+    Resuming a run keeps its params; values that changed are reported as a warning, since
+    MLflow params cannot be overwritten.
+    """
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        logger = trainer.logger
+        if not isinstance(logger, MLFlowLogger):
+            return
+        text = self.parser.dump(self.config, skip_none=False)
+        params = flatten(yaml.safe_load(text))
+        client, run_id = logger.experiment, logger.run_id
+        existing = client.get_run(run_id).data.params
+        changed = sorted(k for k, v in params.items() if k in existing and existing[k] != v)
+        if changed:
+            log.warning("resumed run %s keeps its original values for %s", run_id, ", ".join(changed))
+        fresh = {k: v for k, v in params.items() if k not in existing}
+        if fresh:
+            logger.log_hyperparams(fresh)
+        client.log_text(run_id, text, "config/config.yaml")
+        client.set_tag(run_id, "model_name", getattr(pl_module, "model_name", "unknown"))
+
+
+class MhistCLI(LightningCLI):
+    def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            MhistClassifier,
+            MhistDataModule,
+            args=list(args) if args is not None else None,
+            run=False,
+            save_config_callback=LogConfigToMlflow,
+            save_config_kwargs={"save_to_log_dir": False},
+            seed_everything_default=42,
+            auto_configure_optimizers=False,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--resume", type=str | None, default=None, help="MLflow run id to resume")
+        parser.add_lightning_class_args(FreezeThenUnfreeze, "finetuning")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/guarded_score",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.auto_insert_metric_name": False,
+                "checkpoint.filename": "epoch{epoch:02d}-score{val/guarded_score:.4f}",
+                "early_stopping.monitor": "val/loss",
+                "early_stopping.mode": "min",
+                "early_stopping.patience": 5,
+                "trainer.default_root_dir": "outputs",
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.MLFlowLogger",
+                    "init_args": {"experiment_name": "mhist"},
+                },
+                "trainer.callbacks": [{"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"}],
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Local MLflow store under ``default_root_dir`` unless ``MLFLOW_TRACKING_URI`` is set."""
+        config = self.config
+        root = Path(config.trainer.default_root_dir or "outputs").resolve()
+        logger = config.trainer.logger
+        if logger and "MLFlowLogger" in str(logger.class_path):
+            args = logger.init_args
+            if not args.tracking_uri:
+                args.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root}/mlflow.db"
+                root.mkdir(parents=True, exist_ok=True)
+            if not args.artifact_location and args.tracking_uri.startswith("sqlite:"):
+                args.artifact_location = str(root / "mlartifacts")
+            if config.resume:
+                args.run_id = config.resume
+
+    @property
+    def resume_checkpoint(self) -> str | None:
+        """``last.ckpt`` of the run named by ``--resume``, where ModelCheckpoint put it."""
+        run_id = self.config.resume
+        if not run_id:
+            return None
+        logger = self.trainer.logger
+        try:
+            experiment_id = MlflowClient(logger._tracking_uri).get_run(run_id).info.experiment_id  # noqa: SLF001
+        except MlflowException as error:
+            raise TrainingSetupError(f"--resume: no MLflow run {run_id} at {logger._tracking_uri}") from error  # noqa: SLF001
+        root = logger.save_dir or self.trainer.default_root_dir
+        path = Path(root, experiment_id, run_id, "checkpoints", "last.ckpt")
+        if not path.is_file():
+            raise TrainingSetupError(f"--resume {run_id}: no checkpoint at {path}")
+        return str(path)
+
+
+__all__ = ["LearningRateMonitor", "MhistCLI", "resolve_config_names"]

@@ -1,0 +1,187 @@
+"""``MhistDataModule``: the published MHIST layout, a stratified validation split, balance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torchvision.transforms import v2
+
+from training.errors import TrainingSetupError
+from training.mhist import MhistRecord, check_images, load_rgb, read_annotations
+from training.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+Normalization = Literal["imagenet", "dataset"]
+Balance = Literal["pos_weight", "sampler", "none"]
+
+
+class MhistImages(Dataset):
+    """(image tensor, label) pairs for a list of records."""
+
+    def __init__(self, root: Path, records: Sequence[MhistRecord], transform: Callable) -> None:
+        self.images = root / "images"
+        self.records = list(records)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        return self.transform(load_rgb(self.images / record.image)), record.label
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, validation) with each class split in the same proportion, seeded."""
+    if not 0 < fraction < 1:
+        raise TrainingSetupError(f"val_fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(seed)
+    labels_array = np.asarray(labels)
+    train, val = [], []
+    for label in np.unique(labels_array):
+        indices = np.flatnonzero(labels_array == label)
+        rng.shuffle(indices)
+        n_val = max(1, round(len(indices) * fraction))
+        if n_val >= len(indices):
+            raise TrainingSetupError(f"class {label} has {len(indices)} images: too few for a validation split")
+        val += indices[:n_val].tolist()
+        train += indices[n_val:].tolist()
+    return sorted(train), sorted(val)
+
+
+class MhistDataModule(LightningDataModule):
+    """MHIST folder -> train/val/test loaders. The test partition is only ever evaluated."""
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 32,
+        val_fraction: float = 0.2,
+        seed: int = 42,
+        num_workers: int = 4,
+        input_size: int = 224,
+        normalization: Normalization = "imagenet",
+        balance: Balance = "pos_weight",
+        quarter_turns: bool = True,
+        flips: bool = True,
+        color_jitter: float = 0.0,
+        verify_images: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root).expanduser()
+
+    @cached_property
+    def records(self) -> list[MhistRecord]:
+        records = read_annotations(self.root)
+        if self.hparams.verify_images:
+            check_images(self.root, records)
+        return records
+
+    @cached_property
+    def splits(self) -> dict[str, list[MhistRecord]]:
+        """Train/val carved from the ``train`` partition, test is the ``test`` partition."""
+        train_all = [r for r in self.records if r.partition == "train"]
+        if not train_all:
+            raise TrainingSetupError(f"{self.root / 'annotations.csv'} has no rows with Partition 'train'")
+        train_idx, val_idx = stratified_split(
+            [r.label for r in train_all], self.hparams.val_fraction, self.hparams.seed
+        )
+        splits = {
+            "train": [train_all[i] for i in train_idx],
+            "val": [train_all[i] for i in val_idx],
+            "test": [r for r in self.records if r.partition == "test"],
+        }
+        log.info("MHIST %s: %s", self.root, {k: self.class_counts(v) for k, v in splits.items()})
+        return splits
+
+    @staticmethod
+    def class_counts(records: Sequence[MhistRecord]) -> dict[str, int]:
+        positives = sum(r.label for r in records)
+        return {"HP": len(records) - positives, "SSA": positives}
+
+    @property
+    def pos_weight(self) -> float | None:
+        """Negatives per positive in the train split when balancing the loss, else None."""
+        if self.hparams.balance != "pos_weight":
+            return None
+        counts = self.class_counts(self.splits["train"])
+        return counts["HP"] / max(counts["SSA"], 1)
+
+    @cached_property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel: ImageNet's, or measured on the train split."""
+        if self.hparams.normalization == "imagenet":
+            return IMAGENET_MEAN, IMAGENET_STD
+        to_unit = v2.Compose(eval_transform(self.hparams.input_size, (0, 0, 0), (1, 1, 1)).transforms)
+        total, total_sq, pixels = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
+        for record in self.splits["train"]:
+            x = to_unit(load_rgb(self.root / "images" / record.image)).double()
+            total += x.sum(dim=(1, 2))
+            total_sq += (x * x).sum(dim=(1, 2))
+            pixels += x.shape[1] * x.shape[2]
+        mean = total / pixels
+        std = (total_sq / pixels - mean * mean).clamp_min(1e-12).sqrt()
+        log.info("train-split statistics: mean %s std %s", mean.tolist(), std.tolist())
+        return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+    def setup(self, stage: str | None = None) -> None:
+        mean, std = self.normalization
+        size = self.hparams.input_size
+        self.train_set = MhistImages(
+            self.root,
+            self.splits["train"],
+            train_transform(
+                size,
+                mean,
+                std,
+                quarter_turns=self.hparams.quarter_turns,
+                flips=self.hparams.flips,
+                color_jitter=self.hparams.color_jitter,
+            ),
+        )
+        evaluation = eval_transform(size, mean, std)
+        self.val_set = MhistImages(self.root, self.splits["val"], evaluation)
+        self.test_set = MhistImages(self.root, self.splits["test"], evaluation)
+
+    def _loader(self, dataset: Dataset, **kwargs: object) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.hparams.balance != "sampler":
+            return self._loader(self.train_set, shuffle=True, drop_last=len(self.train_set) > self.hparams.batch_size)
+        labels = torch.tensor([r.label for r in self.train_set.records])
+        class_weight = 1.0 / torch.bincount(labels, minlength=2).clamp_min(1).double()
+        sampler = WeightedRandomSampler(
+            class_weight[labels], num_samples=len(labels), replacement=True,
+            generator=torch.Generator().manual_seed(self.hparams.seed),
+        )
+        return self._loader(self.train_set, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test_set.records:
+            raise TrainingSetupError(f"{self.root / 'annotations.csv'} has no rows with Partition 'test'")
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

@@ -1,0 +1,52 @@
+"""Train, select, tune and test an MHIST classifier from one YAML file.
+
+    python training/fit.py --config vit.yaml [--data.root /data/mhist] [--trainer.max_epochs 3]
+    python training/fit.py --config demo.yaml --resume <mlflow run id>
+
+Bare config names resolve to ``training/configs/``; every constructor argument is overridable.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the package, not sibling modules
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from lightning.pytorch import Trainer
+
+from training.cli import MhistCLI, resolve_config_names
+from training.errors import TrainingSetupError
+
+
+def report(trainer: Trainer) -> None:
+    """Say where the results are."""
+    logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    print(f"\nMLflow run {logger.run_id} (experiment '{logger._experiment_name}') at {logger._tracking_uri}")  # noqa: SLF001
+    print(f"best checkpoint: {best}")
+    print(
+        f"test AUROC {metrics.get('test/auroc', float('nan')):.3f}; at the tuned threshold "
+        f"{metrics.get('test_tuned/threshold', float('nan')):.3f}: sensitivity "
+        f"{metrics.get('test_tuned/sensitivity', float('nan')):.3f}, specificity "
+        f"{metrics.get('test_tuned/specificity', float('nan')):.3f}"
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
+            sys.argv[1:] = resolve_config_names(sys.argv[1:])
+        cli = MhistCLI(args=None if args is None else resolve_config_names(args))
+        trainer, model, data = cli.trainer, cli.model, cli.datamodule
+        trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
+        trainer.test(model, datamodule=data, ckpt_path="best")
+    except TrainingSetupError as error:
+        sys.exit(f"error: {error}")
+    if trainer.is_global_zero:
+        report(trainer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Plain ``nn.Module`` classifiers with a one-logit head, injected into the LightningModule.
+
+Each is ``features`` (the backbone) followed by ``head``; ``FreezeThenUnfreeze`` relies on that
+split, and the forward pass returns logits of shape ``[batch]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from training.errors import TrainingSetupError
+
+
+class BinaryClassifier(nn.Module):
+    """``features`` -> ``head`` -> one logit per image."""
+
+    def __init__(self, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)).squeeze(-1)
+
+
+class TimmClassifier(BinaryClassifier):
+    """Any timm backbone by name (ViT-B/16 by default, Dosovitskiy et al., 2020) with one logit.
+
+    ``pretrained`` asks timm for its published weights (needs network access);
+    ``weights_path`` loads a local file instead, as a machine without a hub would.
+    ``exportable=True`` keeps fused attention out of the graph so ONNX export is faithful.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "vit_base_patch16_224",
+        pretrained: bool = True,
+        weights_path: str | None = None,
+        drop_rate: float = 0.0,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs = dict(model_kwargs or {})
+        if weights_path is not None:
+            path = Path(weights_path).expanduser()
+            if not path.is_file():
+                raise TrainingSetupError(f"weights_path {path} does not exist")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        try:
+            backbone = timm.create_model(
+                model_name,
+                pretrained=pretrained or weights_path is not None,
+                num_classes=0,
+                drop_rate=drop_rate,
+                exportable=True,
+                **kwargs,
+            )
+        except RuntimeError as error:
+            if "Unknown model" in str(error):
+                raise TrainingSetupError(f"timm has no model named {model_name!r}") from error
+            raise
+        except OSError as error:
+            raise TrainingSetupError(
+                f"could not load pretrained weights for {model_name!r} ({error}); without network "
+                "access set model.net.init_args.weights_path to a local file, or pretrained: false"
+            ) from error
+        super().__init__(backbone, nn.Linear(backbone.num_features, 1))
+        self.model_name = model_name
+
+
+class MlpClassifier(BinaryClassifier):
+    """The seeds' fully connected network: 150528-2352-2352-294-1 on 224x224x3 by default."""
+
+    def __init__(
+        self,
+        input_size: int = 224,
+        in_channels: int = 3,
+        hidden_sizes: Sequence[int] = (2352, 2352, 294),
+        dropout: float = 0.0,
+    ) -> None:
+        if not hidden_sizes:
+            raise TrainingSetupError("hidden_sizes needs at least one layer")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_channels * input_size * input_size
+        for size in hidden_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        super().__init__(nn.Sequential(*layers), nn.Linear(width, 1))
+        self.model_name = "mlp-" + "-".join(str(s) for s in hidden_sizes)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(math.prod(p.shape) for p in module.parameters())
