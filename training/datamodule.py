@@ -170,7 +170,9 @@ class MhistDataModule(LightningDataModule):
         labels = torch.tensor([r.label for r in self.train_set.records])
         class_weight = 1.0 / torch.bincount(labels, minlength=2).clamp_min(1).double()
         sampler = WeightedRandomSampler(
-            class_weight[labels], num_samples=len(labels), replacement=True,
+            class_weight[labels],
+            num_samples=len(labels),
+            replacement=True,
             generator=torch.Generator().manual_seed(self.hparams.seed),
         )
         return self._loader(self.train_set, sampler=sampler)

@@ -1,7 +1,7 @@
 """A small synthetic data set in the MHIST layout, for smoke tests and the demo.
 
 This is NOT medical data. Images are pink "tissue" with purple "crypts"; SSA images have
-bluer, denser, more elongated crypts, with enough overlap between classes that a model has to
+bluer, denser, more elongated crypts on a slightly bluer stain, with enough overlap between classes that a model has to
 learn something (a good one reaches an AUROC around 0.95, not 1.0). The signal survives the
 training augmentations (quarter turns and flips), so it stays learnable.
 """
@@ -20,7 +20,8 @@ from training.mhist import ANNOTATORS_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PARTIT
 
 def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Image:
     blueness = float(np.clip(rng.normal(0.75 if positive else 0.0, 0.4), -0.6, 1.4))
-    background = np.array([236, 196, 216]) + rng.normal(0, 6, 3)
+    stain = np.array([236, 196, 216]) + blueness * np.array([-10, -4, 8])
+    background = stain + rng.normal(0, 6, 3)
     pixels = background + rng.normal(0, 10, (size, size, 3))
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
@@ -39,8 +40,8 @@ def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Im
 def generate_demo_dataset(
     root: str | Path,
     *,
-    n_train: int = 240,
-    n_test: int = 120,
+    n_train: int = 320,
+    n_test: int = 160,
     positive_fraction: float = 0.31,
     size: int = 224,
     seed: int = 0,
@@ -69,8 +70,8 @@ def generate_demo_dataset(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="folder to write (created if missing)")
-    parser.add_argument("--n-train", type=int, default=240)
-    parser.add_argument("--n-test", type=int, default=120)
+    parser.add_argument("--n-train", type=int, default=320)
+    parser.add_argument("--n-test", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if (args.root / "annotations.csv").exists():

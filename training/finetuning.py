@@ -51,4 +51,6 @@ class FreezeThenUnfreeze(BaseFinetuning):
         self.unfreeze_and_add_param_group(features, optimizer, lr=self.unfreeze_lr, train_bn=True)
         schedulers = [c.scheduler for c in pl_module.trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer]
         restart_groups_at(optimizer, schedulers, self.unfreeze_lr, groups_before)
-        log.info("epoch %d: backbone unfrozen, all %d groups at lr %g", epoch, len(optimizer.param_groups), self.unfreeze_lr)
+        log.info(
+            "epoch %d: backbone unfrozen, all %d groups at lr %g", epoch, len(optimizer.param_groups), self.unfreeze_lr
+        )

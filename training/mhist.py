@@ -52,9 +52,7 @@ def read_annotations(root: str | Path) -> list[MhistRecord]:
     if not root.is_dir():
         raise MhistFolderError(f"MHIST folder {root} does not exist (point data.root at the folder)")
     if not csv_path.is_file():
-        raise MhistFolderError(
-            f"{csv_path} not found: an MHIST folder holds annotations.csv and images/"
-        )
+        raise MhistFolderError(f"{csv_path} not found: an MHIST folder holds annotations.csv and images/")
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]

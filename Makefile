@@ -1,0 +1,40 @@
+# make demo: create the environment, generate the demo data, train both demo models into the
+#            local MLflow store (outputs/mlflow.db) and say where the results are.
+# make test: create the environment and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DATA ?= demo_data
+STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
+
+.PHONY: venv demo demo-data test lint ui clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements/*.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+demo-data: venv
+	$(PY) -m training.demo_data $(DEMO_DATA)
+
+demo: demo-data
+	$(PY) training/fit.py --config demo.yaml --data.root $(DEMO_DATA)
+	$(PY) training/fit.py --config demo-mlp.yaml --data.root $(DEMO_DATA)
+	@echo ""
+	@echo "Both runs are in the MLflow store $(STORE)"
+	@echo "Look at them with: make ui   (then open http://127.0.0.1:5000)"
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+ui: venv
+	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf outputs $(DEMO_DATA)
