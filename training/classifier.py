@@ -44,7 +44,9 @@ class MhistClassifier(LightningModule):
     ) -> None:
         """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
         super().__init__()
-        self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config
+        self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...
+        if isinstance(self.hparams.get("net"), nn.Module):  # ...built in Python, the weights carry it
+            self.remove_ignored_hparams(["net"])
         self.net = net
         self.register_buffer("loss_pos_weight", torch.tensor(1.0))
         self.register_buffer("decision_threshold", torch.tensor(TRAINING_THRESHOLD))

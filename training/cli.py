@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from training.checkpoint import GuardedCheckpoint
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
@@ -28,6 +29,14 @@ from training.finetuning import FreezeThenUnfreeze
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).parent / "configs"
 MLFLOW_PARAM_LIMIT = 6000
+CHECKPOINT_DEFAULTS = {
+    "monitor": "val/guarded_score",
+    "mode": "max",
+    "save_last": True,
+    "save_on_train_epoch_end": True,  # after validation: a resumed fit starts at the next epoch
+    "auto_insert_metric_name": False,
+    "filename": "epoch{epoch:02d}-score{val/guarded_score:.4f}",
+}
 
 
 def resolve_config_names(args: Sequence[str]) -> list[str]:
@@ -100,15 +109,11 @@ class MhistCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--resume", type=str | None, default=None, help="MLflow run id to resume")
         parser.add_lightning_class_args(FreezeThenUnfreeze, "finetuning")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(GuardedCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/guarded_score",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.auto_insert_metric_name": False,
-                "checkpoint.filename": "epoch{epoch:02d}-score{val/guarded_score:.4f}",
+                **{f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()},
                 "early_stopping.monitor": "val/loss",
                 "early_stopping.mode": "min",
                 "early_stopping.patience": 5,

@@ -34,7 +34,7 @@ def report(trainer: Trainer) -> None:
     )
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> Trainer:
     try:
         if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
             sys.argv[1:] = resolve_config_names(sys.argv[1:])
@@ -46,6 +46,7 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     if trainer.is_global_zero:
         report(trainer)
+    return trainer
 
 
 if __name__ == "__main__":

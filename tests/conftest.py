@@ -1,0 +1,39 @@
+"""Shared fixtures: generated MHIST folders, CPU only, outputs under tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.demo_data import generate_demo_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _cpu_and_local_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a GPU or a tracking server the developer happens to have configured."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data set the README's demo trains on (480 images)."""
+    return generate_demo_dataset(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="session")
+def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MHIST-layout folder for fast tests (60 train, 20 test)."""
+    return generate_demo_dataset(tmp_path_factory.mktemp("small"), n_train=60, n_test=20, seed=1)
+
+
+@pytest.fixture
+def small_copy(small_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the small folder that a test may break."""
+    return Path(shutil.copytree(small_root, tmp_path / "mhist"))

@@ -1,0 +1,47 @@
+"""Every shipped config parses and builds its model, data module and trainer."""
+
+from pathlib import Path
+
+import pytest
+
+from training.classifier import MhistClassifier
+from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
+from training.finetuning import FreezeThenUnfreeze
+from training.networks import MlpClassifier, TimmClassifier
+
+CONFIGS = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def test_the_four_configs_ship() -> None:
+    assert CONFIGS == ["demo-mlp.yaml", "demo.yaml", "mlp.yaml", "vit.yaml"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_instantiates(name: str, small_root: Path, tmp_path: Path) -> None:
+    args = ["--config", name, "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path)]
+    if name == "vit.yaml":  # no hub here: the real config asks for ImageNet weights
+        args += ["--model.net.init_args.pretrained", "false"]
+    cli = MhistCLI(args=resolve_config_names(args))
+    assert isinstance(cli.model, MhistClassifier)
+    assert cli.datamodule.root == small_root
+    assert any(isinstance(c, FreezeThenUnfreeze) for c in cli.trainer.callbacks)
+    expected = MlpClassifier if "mlp" in name else TimmClassifier
+    assert isinstance(cli.model.net, expected)
+    assert cli.trainer.logger._tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    if name == "vit.yaml":
+        assert cli.model.net.model_name == "vit_base_patch16_224"
+        assert cli.trainer.precision == "bf16-mixed"
+
+
+def test_bare_names_resolve_to_the_configs_folder(tmp_path: Path) -> None:
+    assert resolve_config_names(["--config", "vit.yaml"]) == ["--config", str(CONFIG_DIR / "vit.yaml")]
+    assert resolve_config_names(["--config=demo.yaml"]) == [f"--config={CONFIG_DIR / 'demo.yaml'}"]
+    own = tmp_path / "vit.yaml"
+    own.write_text("{}")
+    assert resolve_config_names(["--config", str(own)]) == ["--config", str(own)]
+
+
+def test_mlflow_tracking_uri_from_the_environment(small_root: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    cli = MhistCLI(args=resolve_config_names(["--config", "demo.yaml", "--data.root", str(small_root)]))
+    assert cli.trainer.logger._tracking_uri == "http://127.0.0.1:5999"

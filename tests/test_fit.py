@@ -1,0 +1,114 @@
+"""``training/fit.py`` end to end on the demo data, on CPU, into a local MLflow store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO
+from training.fit import main
+
+pytestmark = pytest.mark.slow
+
+
+def fit(config: str, data: Path, root: Path, *extra: str):  # noqa: ANN201
+    args = ["--config", config, "--data.root", str(data), "--trainer.default_root_dir", str(root)]
+    return main([*args, "--data.num_workers", "0", "--trainer.enable_progress_bar", "false", *extra])
+
+
+def client_for(root: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{root.resolve()}/mlflow.db")
+
+
+@pytest.fixture(scope="module")
+def demo_runs(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The two demo fits, into one store, as the README's demo command runs them."""
+    root = tmp_path_factory.mktemp("outputs")
+    runs = [fit(config, demo_root, root).logger.run_id for config in ("demo.yaml", "demo-mlp.yaml")]
+    return root, runs
+
+
+@pytest.mark.parametrize(("index", "model_name"), [(0, "vit_tiny_patch16_224"), (1, "mlp-64-32")])
+def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name: str) -> None:  # noqa: ANN001
+    root, runs = demo_runs
+    run = client_for(root).get_run(runs[index])
+    metrics, params = run.data.metrics, run.data.params
+    assert run.info.status == "FINISHED"
+    assert metrics["test/auroc"] > 0.8
+    for name in ("test/sensitivity", "test_tuned/sensitivity", "test/specificity", "test/mcc", "val/guarded_score"):
+        assert name in metrics
+    assert 0 < metrics["test_tuned/threshold"] < 1
+    assert run.data.tags["model_name"] == model_name
+    assert "model.lr" in params
+    assert "finetuning.unfreeze_at_epoch" in params
+
+
+def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:  # noqa: ANN001
+    root, runs = demo_runs
+    client = client_for(root)
+    experiment = client.get_experiment_by_name("mhist")
+    assert {r.info.run_id for r in client.search_runs([experiment.experiment_id])} == set(runs)
+    configs = [client.download_artifacts(run, "config/config.yaml", str(root / run)) for run in runs]
+    assert "TimmClassifier" in Path(configs[0]).read_text()
+    assert "MlpClassifier" in Path(configs[1]).read_text()
+
+
+def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:  # noqa: ANN001
+    root, runs = demo_runs
+    client = client_for(root)
+    history = client.get_metric_history(runs[0], "val/auroc")
+    assert len(history) >= 2
+    learning_rates = [key for key in client.get_run(runs[0]).data.metrics if key.startswith("lr-")]
+    assert learning_rates
+    assert len(client.get_metric_history(runs[0], learning_rates[0])) >= 2
+
+
+def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path) -> None:
+    first = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "2")
+    run_id = first.logger.run_id
+    second = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "4", "--resume", run_id)
+    assert second.logger.run_id == run_id
+    assert second.current_epoch == 4
+    client = client_for(tmp_path)
+    # One validation per epoch, none repeated: the resumed fit started at epoch 2, not over.
+    assert [m.step for m in client.get_metric_history(run_id, "val/loss")] == [0, 1, 2, 3]
+    experiment = client.get_experiment_by_name("mhist")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+
+
+def run_fit_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "training/fit.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None:
+    result = run_fit_script(
+        "--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "2", "--data.batch_size", "8",
+        "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    client = client_for(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("mhist").experiment_id])
+    assert "test/auroc" in run.data.metrics
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data.root", "/no/such/mhist"], "error: MHIST folder /no/such/mhist does not exist"),
+        (["--resume", "0123456789abcdef"], "error: --resume: no MLflow run 0123456789abcdef"),
+    ],
+)
+def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str) -> None:
+    base = ["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path)]
+    result = run_fit_script(*base, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

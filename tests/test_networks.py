@@ -1,0 +1,63 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from tests.conftest import REPO
+from training.errors import TrainingSetupError
+from training.networks import MlpClassifier, TimmClassifier, count_parameters
+
+TINY_VIT = {"model_name": "vit_tiny_patch16_224", "pretrained": False, "model_kwargs": {"depth": 1}}
+
+
+def test_default_mlp_is_the_seeds_150528_2352_2352_294_1() -> None:
+    with torch.device("meta"):
+        mlp = MlpClassifier()
+    assert count_parameters(mlp) == 360_270_541
+    widths = [m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [2352, 2352, 294, 1]
+    assert mlp.features[1].in_features == 150_528
+
+
+def test_mlp_dropout_and_forward_shape() -> None:
+    mlp = MlpClassifier(input_size=32, hidden_sizes=(16, 8), dropout=0.3)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in mlp.modules()) == 2
+    assert mlp(torch.randn(5, 3, 32, 32)).shape == (5,)
+
+
+def test_timm_backbone_has_a_one_logit_head() -> None:
+    net = TimmClassifier(**TINY_VIT)
+    assert isinstance(net.head, torch.nn.Linear)
+    assert net.head.out_features == 1
+    assert net(torch.randn(2, 3, 224, 224)).shape == (2,)
+
+
+def test_local_weights_file_is_loaded(tmp_path) -> None:  # noqa: ANN001
+    source = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1)
+    path = tmp_path / "weights.safetensors"
+    save_file(source.state_dict(), path)
+    net = TimmClassifier("vit_tiny_patch16_224", pretrained=False, weights_path=str(path), model_kwargs={"depth": 1})
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    loaded = net.features.state_dict()
+    assert expected.keys() == loaded.keys()
+    assert all(torch.equal(expected[k], loaded[k]) for k in expected)
+
+
+def test_unknown_names_and_missing_weights_are_named(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(TrainingSetupError, match="timm has no model named 'vit_huge_nonsense'"):
+        TimmClassifier("vit_huge_nonsense", pretrained=False)
+    with pytest.raises(TrainingSetupError, match="weights_path .* does not exist"):
+        TimmClassifier("vit_tiny_patch16_224", weights_path=str(tmp_path / "absent.pth"))
+
+
+def test_pretrained_without_network_says_what_to_do() -> None:
+    code = "from training.networks import TimmClassifier; TimmClassifier('vit_tiny_patch16_224', pretrained=True)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "could not load pretrained weights for 'vit_tiny_patch16_224'" in result.stderr
+    assert "weights_path" in result.stderr
