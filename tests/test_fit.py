@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
 from training.fit import main
+from training.onnx_export import read_metadata
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +47,31 @@ def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name:
     assert run.data.tags["model_name"] == model_name
     assert "model.lr" in params
     assert "finetuning.unfreeze_at_epoch" in params
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> None:  # noqa: ANN001
+    root, runs = demo_runs
+    client, run_id = client_for(root), runs[index]
+    listed = {a.path for folder in ("model", "plots") for a in client.list_artifacts(run_id, folder)}
+    assert {"model/model.onnx", "model/model.int8.onnx", "model/card.json"} <= listed
+    assert {
+        "plots/curves.png",
+        "plots/confusion_test.png",
+        "plots/augmented_train.png",
+        "plots/lr_schedule.png",
+    } <= listed
+    local = Path(client.download_artifacts(run_id, "model", str(root / f"dl-{run_id}")))
+    card = json.loads((local / "card.json").read_text())
+    metadata = read_metadata(local / "model.onnx")
+    run = client.get_run(run_id)
+    assert metadata["mlflow_run_id"] == card["mlflow_run_id"] == run_id
+    assert float(metadata["threshold"]) == pytest.approx(run.data.metrics["test_tuned/threshold"], abs=1e-6)
+    assert card["parity"]["max_abs_diff"] <= 1e-4
+    int8 = read_metadata(local / "model.int8.onnx")
+    assert int8["servable"] == ("true" if card["int8"]["servable"] else "false")
+    assert run.data.metrics["int8/servable"] == float(card["int8"]["servable"])
+    assert Path(run.data.tags["best_checkpoint"]).is_file()
 
 
 def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:  # noqa: ANN001

@@ -16,8 +16,12 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 
 from lightning.pytorch import Trainer
 
+from training.artifacts import export_checkpoint, log_export
+from training.classifier import MhistClassifier
 from training.cli import MhistCLI, resolve_config_names
+from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
+from training.onnx_export import ExportParityError
 
 
 def report(trainer: Trainer) -> None:
@@ -34,6 +38,15 @@ def report(trainer: Trainer) -> None:
     )
 
 
+def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule) -> None:
+    """The chosen checkpoint (loaded by ``test``) -> ONNX fp32 + int8, card, plots -> the MLflow run."""
+    logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
+    out_dir = Path(best).parent.parent / "export"
+    card = export_checkpoint(model, data, out_dir, run_id=logger.run_id)
+    log_export(logger.experiment, logger.run_id, out_dir, card)
+    logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(best).resolve()))
+
+
 def main(args: list[str] | None = None) -> Trainer:
     try:
         if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
@@ -42,10 +55,13 @@ def main(args: list[str] | None = None) -> Trainer:
         trainer, model, data = cli.trainer, cli.model, cli.datamodule
         trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
         trainer.test(model, datamodule=data, ckpt_path="best")
+        if trainer.is_global_zero:
+            export(trainer, model, data)
+            report(trainer)
     except TrainingSetupError as error:
         sys.exit(f"error: {error}")
-    if trainer.is_global_zero:
-        report(trainer)
+    except ExportParityError as error:
+        sys.exit(f"error: the exported model was not logged: {error}")
     return trainer
 
 

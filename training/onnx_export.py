@@ -1,0 +1,189 @@
+"""ONNX export with metadata, numerical parity checks, and a gated int8 variant.
+
+The ONNX file is the only thing that crosses from training to serving (DESIGN.md): input
+``image`` float32 ``[batch, 3, H, W]`` already normalized, output ``probability`` float32
+``[batch]`` with the sigmoid inside the graph, and ``metadata_props`` that carry threshold,
+normalization and metrics so nothing is configured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from torch import nn
+
+from training.metrics import binary_metrics
+
+OPSET = 18  # onnxruntime's CPU provider covers it fully
+PARITY_ATOL = 1e-4
+INT8_MAX_AUROC_DROP = 0.005
+INT8_MIN_AGREEMENT = 0.99
+POSITIVE_CLASS, NEGATIVE_CLASS = "SSA", "HP"
+
+
+class ExportParityError(RuntimeError):
+    """The exported graph does not compute what the PyTorch model computes."""
+
+
+class ProbabilityModel(nn.Module):
+    """Normalized image -> P(SSA): the sigmoid goes inside the graph."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(image))
+
+
+def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
+    """Write next to the target and rename, so a reader never sees half a file."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        onnx.save_model(model, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; serving reads as another user
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_onnx(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    return sess.run(["probability"], {"image": images.astype(np.float32, copy=False)})[0]
+
+
+def export_onnx(net: nn.Module, path: Path, input_size: int, *, trace_batch: int = 2) -> Path:
+    """Export ``net`` (logits) as ``image -> probability`` with a dynamic batch axis.
+
+    The graph is then run at another batch size: a known exporter pitfall fixes the batch size
+    silently, and that must fail here, not in production.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = ProbabilityModel(net).eval().cpu().float()
+    example = torch.randn(trace_batch, 3, input_size, input_size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    tmp = path.with_suffix(".export.onnx")
+    with torch.no_grad():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["image"],
+            output_names=["probability"],
+            dynamic_shapes={"image": {0: batch}},
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+        )
+    program.save(str(tmp))
+    os.replace(tmp, path)
+    probe = torch.randn(trace_batch + 3, 3, input_size, input_size)
+    got = run_onnx(session(path), probe.numpy())
+    with torch.no_grad():
+        expected = model(probe).numpy()
+    if got.shape != expected.shape:
+        raise ExportParityError(
+            f"{path}: batch of {len(probe)} gave output shape {got.shape}, expected {expected.shape}"
+        )
+    return path
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
+    """Dynamic int8 of MatMul/Gemm only: the CPU provider has no ConvInteger kernel for the patch embedding."""
+    handle, tmp = tempfile.mkstemp(dir=int8_path.parent, suffix=".onnx")
+    os.close(handle)
+    try:
+        quantize_dynamic(fp32_path, tmp, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, int8_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return int8_path
+
+
+def check_parity(reference: np.ndarray, exported: np.ndarray, threshold: float, *, atol: float = PARITY_ATOL) -> float:
+    """Raise with the numbers unless probabilities agree within ``atol`` and labels agree exactly."""
+    diff = float(np.max(np.abs(reference - exported))) if reference.size else 0.0
+    flipped = int(np.sum((reference >= threshold) != (exported >= threshold)))
+    if diff > atol or flipped:
+        raise ExportParityError(
+            f"ONNX and PyTorch disagree on {reference.size} validation images: max |probability difference| "
+            f"{diff:.3g} (allowed {atol:g}), {flipped} label(s) differ at threshold {threshold:.4f}"
+        )
+    return diff
+
+
+def judge_int8(
+    fp32: np.ndarray,
+    int8: np.ndarray,
+    targets: np.ndarray,
+    threshold: float,
+    *,
+    max_auroc_drop: float = INT8_MAX_AUROC_DROP,
+    min_agreement: float = INT8_MIN_AGREEMENT,
+) -> dict[str, float | bool]:
+    """Servable only if AUROC drops by at most ``max_auroc_drop`` and labels agree on ``min_agreement``."""
+    t = torch.as_tensor(targets)
+    auroc_fp32 = binary_metrics(torch.as_tensor(fp32), t, threshold)["auroc"]
+    auroc_int8 = binary_metrics(torch.as_tensor(int8), t, threshold)["auroc"]
+    agreement = float(np.mean((fp32 >= threshold) == (int8 >= threshold))) if fp32.size else 1.0
+    drop = float(auroc_fp32 - auroc_int8)
+    return {
+        "auroc_fp32": float(auroc_fp32),
+        "auroc_int8": float(auroc_int8),
+        "auroc_drop": drop,
+        "label_agreement": agreement,
+        "servable": bool(drop <= max_auroc_drop and agreement >= min_agreement),
+    }
+
+
+def write_metadata(path: Path, metadata: Mapping[str, object]) -> None:
+    """Replace the file's ``metadata_props``; non-string values are stored as JSON."""
+    model = onnx.load_model(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    _atomic_save(model, path)
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    return dict(session(path).get_modelmeta().custom_metadata_map)
+
+
+def base_metadata(
+    *,
+    model_name: str,
+    threshold: float,
+    mean: Iterable[float],
+    std: Iterable[float],
+    input_size: int,
+    run_id: str | None,
+    metrics: Mapping[str, Mapping[str, float]],
+) -> dict[str, object]:
+    """DESIGN.md's metadata contract, in one place."""
+    return {
+        "model_name": model_name,
+        "threshold": f"{threshold:.6f}",
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in std],
+        "input_size": [3, input_size, input_size],
+        "positive_class": POSITIVE_CLASS,
+        "negative_class": NEGATIVE_CLASS,
+        "mlflow_run_id": run_id or "",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": {split: {k: round(float(v), 6) for k, v in m.items()} for split, m in metrics.items()},
+    }

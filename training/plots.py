@@ -1,0 +1,90 @@
+"""PNG plots for a run: ROC and precision-recall with the operating point, confusion matrix,
+augmented training images, learning-rate schedule. Matplotlib only, no display needed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from training.thresholds import operating_points  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curves(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], threshold: float, title: str, path: Path) -> Path:
+    """ROC and precision-recall per split, each with the point the tuned threshold picks."""
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for name, (probs, targets) in splits.items():
+        points = operating_points(probs, targets)
+        tpr = np.r_[0, points["tp"] / (points["tp"] + points["fn"])]
+        fpr = np.r_[0, points["fp"] / (points["fp"] + points["tn"])]
+        precision = np.r_[1, points["tp"] / np.maximum(points["tp"] + points["fp"], 1)]
+        (line,) = roc.plot(fpr, tpr, label=name)
+        pr.plot(tpr, precision, color=line.get_color(), label=name)
+        predicted = probs >= threshold
+        tp = np.sum(predicted & (targets == 1))
+        fp = np.sum(predicted & (targets == 0))
+        sens, fpr_at = tp / max(targets.sum(), 1), fp / max((targets == 0).sum(), 1)
+        prec = tp / max(tp + fp, 1)
+        roc.plot(fpr_at, sens, "o", color=line.get_color(), markersize=9, markeredgecolor="black")
+        pr.plot(sens, prec, "o", color=line.get_color(), markersize=9, markeredgecolor="black")
+    roc.plot([0, 1], [0, 1], ":", color="grey")
+    roc.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity", title="ROC")
+    pr.set(xlabel="sensitivity (recall)", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    for ax in (roc, pr):
+        ax.legend(title=f"o = threshold {threshold:.3f}", loc="lower right" if ax is roc else "lower left")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(probs: np.ndarray, targets: np.ndarray, threshold: float, title: str, path: Path) -> Path:
+    predicted = (probs >= threshold).astype(int)
+    matrix = np.array([[np.sum((targets == t) & (predicted == p)) for p in (0, 1)] for t in (0, 1)])
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (t, p), count in np.ndenumerate(matrix):
+        ax.text(p, t, str(count), ha="center", va="center", fontsize=16, color="black")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["HP", "SSA"], yticklabels=["HP", "SSA"])
+    ax.set(xlabel="predicted", ylabel="true", title=f"{title}\nthreshold {threshold:.3f}")
+    return _save(fig, path)
+
+
+def image_grid(
+    images: torch.Tensor, labels: Sequence[int], mean: Sequence[float], std: Sequence[float], path: Path
+) -> Path:
+    """Augmented training images as the model sees them, de-normalized for display."""
+    images = images[:16].float() * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    columns = 4
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels, strict=False):
+        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
+        ax.set_title("SSA" if int(label) else "HP", fontsize=10)
+    fig.suptitle("augmented training images")
+    return _save(fig, path)
+
+
+def lr_schedule(history: Mapping[str, Sequence[tuple[int, float]]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, points in sorted(history.items()):
+        steps, values = zip(*points, strict=True) if points else ((), ())
+        ax.plot(steps, values, label=name)
+    ax.set(xlabel="step", ylabel="learning rate", title="learning-rate schedule", yscale="log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
