@@ -139,3 +139,27 @@ def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Pa
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001
+    from training.export import main as export_main
+
+    root, runs = demo_runs
+    store = f"sqlite:///{root.resolve()}/mlflow.db"
+    card = export_main(["--run-id", runs[1], "--tracking-uri", store, "--out", str(tmp_path / "again")])
+    assert card["mlflow_run_id"] == runs[1]
+    assert (tmp_path / "again" / "model" / "model.int8.onnx").is_file()
+    assert read_metadata(tmp_path / "again" / "model" / "model.onnx")["model_name"] == "mlp-64-32"
+    checkpoint = client_for(root).get_run(runs[1]).data.tags["best_checkpoint"]
+    card = export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "ckpt"), "--tracking-uri", store])
+    assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
+
+
+def test_export_command_names_an_unknown_run(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "training/export.py", "--run-id", "feedc0de", "--tracking-uri", f"sqlite:///{tmp_path}/x.db"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "error: no MLflow run feedc0de" in result.stderr
+    assert "Traceback" not in result.stderr
