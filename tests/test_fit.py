@@ -45,6 +45,9 @@ def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name:
         assert name in metrics
     assert 0 < metrics["test_tuned/threshold"] < 1
     assert run.data.tags["model_name"] == model_name
+    assert run.data.tags["data.images"] == "480"
+    assert len(run.data.tags["data.annotations_sha256"]) == 64
+    assert len(run.data.tags["git_commit"].removesuffix("-dirty")) == 40
     assert "model.lr" in params
     assert "finetuning.unfreeze_at_epoch" in params
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.finetuning import FreezeThenUnfreeze
+from training.mhist import fingerprint
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -66,6 +68,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def git_commit() -> str:
+    """The commit the code ran from, with ``-dirty`` when the tree had changes; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CONFIG_DIR, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=CONFIG_DIR, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 class LogConfigToMlflow(SaveConfigCallback):
     """Send the resolved config to the MLflow run as params and as ``config.yaml``.
 
@@ -89,7 +101,12 @@ class LogConfigToMlflow(SaveConfigCallback):
         if fresh:
             logger.log_hyperparams(fresh)
         client.log_text(run_id, text, "config/config.yaml")
-        client.set_tag(run_id, "model_name", getattr(pl_module, "model_name", "unknown"))
+        tags = {"model_name": getattr(pl_module, "model_name", "unknown"), "git_commit": git_commit()}
+        datamodule = getattr(trainer, "datamodule", None)
+        if isinstance(datamodule, MhistDataModule):
+            tags |= fingerprint(datamodule.root, datamodule.records)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
 
 
 class MhistCLI(LightningCLI):

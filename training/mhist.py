@@ -7,6 +7,7 @@ folder in one pass instead of one crash at a time.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,12 @@ def check_images(root: str | Path, records: list[MhistRecord]) -> None:
             problems.append(f"line {record.line}: {path} cannot be decoded ({error})")
     if problems:
         _raise_listing(Path(root), problems)
+
+
+def fingerprint(root: str | Path, records: list[MhistRecord]) -> dict[str, str]:
+    """What identifies a data set version in a run: image count and a hash of annotations.csv."""
+    digest = hashlib.sha256((Path(root) / "annotations.csv").read_bytes()).hexdigest()
+    return {"data.images": str(len(records)), "data.annotations_sha256": digest}
 
 
 def load_rgb(path: str | Path) -> Image.Image:
