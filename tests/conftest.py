@@ -37,3 +37,18 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_copy(small_root: Path, tmp_path: Path) -> Path:
     """A private copy of the small folder that a test may break."""
     return Path(shutil.copytree(small_root, tmp_path / "mhist"))
+
+
+@pytest.fixture(scope="session")
+def model_store(small_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store (``<root>/<model_name>/model.onnx`` + int8) holding a tiny trained, exported MLP."""
+    from training.fit import main
+
+    out = tmp_path_factory.mktemp("trained")
+    args = ["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(out)]
+    args += ["--trainer.max_epochs", "2", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
+    trainer = main(args)
+    exported = Path(trainer.checkpoint_callback.best_model_path).parent.parent / "export" / "model"
+    store = tmp_path_factory.mktemp("models")
+    shutil.copytree(exported, store / "mlp-64-32")
+    return store

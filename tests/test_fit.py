@@ -30,7 +30,8 @@ def client_for(root: Path) -> MlflowClient:
 def demo_runs(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The two demo fits, into one store, as the README's demo command runs them."""
     root = tmp_path_factory.mktemp("outputs")
-    runs = [fit(config, demo_root, root).logger.run_id for config in ("demo.yaml", "demo-mlp.yaml")]
+    runs = [fit("demo.yaml", demo_root, root).logger.run_id]
+    runs.append(fit("demo-mlp.yaml", demo_root, root, "--register", "mhist-mlp").logger.run_id)
     return root, runs
 
 
@@ -75,6 +76,15 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
     assert int8["servable"] == ("true" if card["int8"]["servable"] else "false")
     assert run.data.metrics["int8/servable"] == float(card["int8"]["servable"])
     assert Path(run.data.tags["best_checkpoint"]).is_file()
+
+
+def test_registering_is_a_flag(demo_runs) -> None:  # noqa: ANN001
+    root, runs = demo_runs
+    client = client_for(root)
+    (version,) = client.search_model_versions("name='mhist-mlp'")
+    assert version.run_id == runs[1]
+    assert version.source.endswith(f"{runs[1]}/artifacts/model")
+    assert client.search_model_versions(f"run_id='{runs[0]}'") == []
 
 
 def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:  # noqa: ANN001

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader
 
@@ -108,6 +109,21 @@ def export_checkpoint(
         int8["servable"],
     )
     return card
+
+
+def register(client: MlflowClient, run_id: str, name: str) -> str:
+    """Optional: a model-registry version whose source is the run's ``model/`` artifacts.
+
+    The run's artifacts stay the primary record (the seeds' author preferred them); the registry
+    only adds a name and a version number on top.
+    """
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="MHIST HP-vs-SSA classifier (ONNX fp32 + int8)")
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(name, source=source, run_id=run_id)
+    return version.version
 
 
 def log_export(client: MlflowClient, run_id: str, out_dir: Path, card: dict[str, Any]) -> None:

@@ -125,6 +125,12 @@ class MhistCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--resume", type=str | None, default=None, help="MLflow run id to resume")
+        parser.add_argument(
+            "--register",
+            type=str | None,
+            default=None,
+            help="also register the ONNX files under this model-registry name",
+        )
         parser.add_lightning_class_args(FreezeThenUnfreeze, "finetuning")
         parser.add_lightning_class_args(GuardedCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")

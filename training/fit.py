@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 
 from lightning.pytorch import Trainer
 
-from training.artifacts import export_checkpoint, log_export
+from training.artifacts import export_checkpoint, log_export, register
 from training.classifier import MhistClassifier
 from training.cli import MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
@@ -38,13 +38,16 @@ def report(trainer: Trainer) -> None:
     )
 
 
-def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule) -> None:
+def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, register_as: str | None) -> None:
     """The chosen checkpoint (loaded by ``test``) -> ONNX fp32 + int8, card, plots -> the MLflow run."""
     logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
     out_dir = Path(best).parent.parent / "export"
     card = export_checkpoint(model, data, out_dir, run_id=logger.run_id)
     log_export(logger.experiment, logger.run_id, out_dir, card)
     logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(best).resolve()))
+    if register_as:
+        version = register(logger.experiment, logger.run_id, register_as)
+        print(f"registered as {register_as} version {version}")
 
 
 def main(args: list[str] | None = None) -> Trainer:
@@ -56,7 +59,7 @@ def main(args: list[str] | None = None) -> Trainer:
         trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
         trainer.test(model, datamodule=data, ckpt_path="best")
         if trainer.is_global_zero:
-            export(trainer, model, data)
+            export(trainer, model, data, cli.config.register)
             report(trainer)
     except TrainingSetupError as error:
         sys.exit(f"error: {error}")

@@ -11,8 +11,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from inference.preprocessing import to_rgb
 from training.errors import TrainingSetupError
 
 IMAGE_COLUMN = "Image Name"
@@ -112,7 +113,6 @@ def fingerprint(root: str | Path, records: list[MhistRecord]) -> dict[str, str]:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Decode as serving does: EXIF orientation applied, first frame, converted to RGB."""
+    """Decode exactly as serving does (one implementation): EXIF orientation, first frame, RGB."""
     with Image.open(path) as image:
-        image.seek(0)
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return to_rgb(image)

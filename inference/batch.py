@@ -1,0 +1,141 @@
+"""Score a folder or an S3 prefix of images with the serving predictor; write a CSV.
+
+    python -m inference.batch IMAGES OUTPUT.csv --model-root models --model-name vit_base_patch16_224
+    python -m inference.batch s3://bucket/prefix/ scores.csv --model-root /mnt/efs/models ...
+
+When the folder is an MHIST folder (``annotations.csv`` beside ``images/``), the metrics against
+its labels are printed too. This is what a batch job (Fargate, say) runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from inference import errors
+from inference.predictor import Limits, Predictor, Variant, resolve_model_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+
+def local_images(root: Path) -> list[tuple[str, Path]]:
+    folder = root / "images" if (root / "images").is_dir() else root
+    return [(p.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def s3_images(uri: str) -> Iterator[tuple[str, bytes]]:
+    import boto3  # only a batch job on S3 needs it
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].lower().endswith(IMAGE_SUFFIXES):
+                yield item["Key"].rsplit("/", 1)[-1], s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUROC with ties counted half; no scikit-learn in serving."""
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    start = 0
+    for end in range(1, len(scores) + 1):
+        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2
+            start = end
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def mhist_labels(root: Path) -> dict[str, int]:
+    path = root / "annotations.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return {row["Image Name"]: int(row["Majority Vote Label"] == "SSA") for row in csv.DictReader(handle)}
+
+
+def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16) -> list[dict[str, object]]:
+    items: Iterator[tuple[str, bytes]] | list[tuple[str, Path]]
+    items = s3_images(source) if source.startswith("s3://") else local_images(Path(source))
+    rows: list[dict[str, object]] = []
+    pending: list[tuple[str, bytes]] = []
+
+    def flush() -> None:
+        for (name, _), result in zip(pending, _predict_each(predictor, pending), strict=True):
+            rows.append({"image": name, **result, "model_run_id": predictor.version})
+        pending.clear()
+
+    for name, item in tqdm(items, desc="scoring", unit="img"):
+        pending.append((name, item.read_bytes() if isinstance(item, Path) else item))
+        if len(pending) == batch_size:
+            flush()
+    flush()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["image", "probability", "label", "threshold", "model_run_id", "error"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _predict_each(predictor: Predictor, pending: list[tuple[str, bytes]]) -> list[dict[str, object]]:
+    """The batch at once; if one image is bad, each alone, so one bad file costs one row."""
+    try:
+        return [_row(r) for r in predictor.predict([data for _, data in pending])] if pending else []
+    except errors.ServingError:
+        results = []
+        for _, data in pending:
+            try:
+                results.append(_row(predictor.predict([data])[0]))
+            except errors.ServingError as error:
+                results.append({"probability": "", "label": "", "threshold": predictor.threshold, "error": error.code})
+        return results
+
+
+def _row(result: dict[str, object]) -> dict[str, object]:
+    return {k: result[k] for k in ("probability", "label", "threshold")} | {"error": ""}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a folder (or MHIST folder) of images, or s3://bucket/prefix")
+    parser.add_argument("output", type=Path, help="CSV to write")
+    parser.add_argument("--model-root", type=Path, required=True)
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="auto")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    variant: Variant = args.variant
+    try:
+        predictor = Predictor.load(resolve_model_path(args.model_root, args.model_name, variant), limits=Limits())
+        if not args.source.startswith("s3://") and not Path(args.source).is_dir():
+            raise errors.ServingError("no_images", f"{args.source} is not a folder")
+        rows = score(args.source, args.output, predictor, args.batch_size)
+    except errors.ServingError as error:
+        sys.exit(f"error: {error.message}")
+    failed = sum(1 for r in rows if r["error"])
+    print(f"scored {len(rows) - failed} images ({failed} unreadable) with {predictor.name} -> {args.output}")
+    labels = {} if args.source.startswith("s3://") else mhist_labels(Path(args.source))
+    known = [(float(r["probability"]), labels[r["image"]]) for r in rows if r["image"] in labels and not r["error"]]
+    if known:
+        scores, truth = np.array([k[0] for k in known]), np.array([k[1] for k in known])
+        predicted = scores >= predictor.threshold
+        sensitivity = float(predicted[truth == 1].mean()) if truth.any() else float("nan")
+        specificity = float((~predicted[truth == 0]).mean()) if (truth == 0).any() else float("nan")
+        print(
+            f"against annotations.csv ({len(known)} images): AUROC {auroc(scores, truth):.3f}, sensitivity "
+            f"{sensitivity:.3f}, specificity {specificity:.3f} at threshold {predictor.threshold:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

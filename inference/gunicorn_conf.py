@@ -1,0 +1,38 @@
+"""gunicorn settings for the EC2 service: ``gunicorn -c inference/gunicorn_conf.py``.
+
+Workers x threads fit the cores: onnxruntime uses the cores inside one request, so few workers
+with a couple of threads each, and each worker's session gets cores / workers intra-op threads.
+The model loads in each worker after the fork (``preload_app = False``): onnxruntime's thread
+pools do not survive a fork.
+"""
+
+import json
+import os
+
+from inference.predictor import available_cpus
+
+bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", max(1, available_cpus() // 2)))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
+wsgi_app = "inference.server:create_app()"
+preload_app = False
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))  # a cold model load must fit inside
+graceful_timeout = 30
+keepalive = 5
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+access_log_format = json.dumps(
+    {
+        "time": "%(t)s",
+        "remote": "%(h)s",
+        "method": "%(m)s",
+        "path": "%(U)s",
+        "status": "%(s)s",
+        "bytes": "%(B)s",
+        "duration_ms": "%(M)s",
+        "agent": "%(a)s",
+    }
+)

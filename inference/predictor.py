@@ -1,0 +1,156 @@
+"""``Predictor``: one onnxruntime session per process, the model's own threshold and preprocessing.
+
+Knows nothing about HTTP. Everything it needs (threshold, mean, std, input size, class names)
+comes from the ONNX file's metadata: nothing is configured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from inference import errors
+from inference.preprocessing import MAX_IMAGE_PIXELS, decode, to_input
+
+log = logging.getLogger(__name__)
+Variant = Literal["auto", "fp32", "int8"]
+REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: affinity, and a cgroup v2 quota where one is set."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def resolve_model_path(root: Path, model_name: str, variant: Variant = "auto") -> Path:
+    """``<root>/<model_name>/model.onnx`` or ``model.int8.onnx``; ``auto`` takes int8 where its gate passed."""
+    folder = root / model_name
+    if variant != "auto":
+        return folder / FILES[variant]
+    int8 = folder / FILES["int8"]
+    if int8.is_file():
+        try:
+            meta = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).get_modelmeta()
+            if meta.custom_metadata_map.get("servable") == "true":
+                return int8
+            log.info("%s is not marked servable; using fp32", int8)
+        except Exception as error:  # noqa: BLE001 - a bad int8 file falls back to fp32, loudly
+            log.warning("cannot read %s (%s); using fp32", int8, error)
+    return folder / FILES["fp32"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 10 * 1024 * 1024
+    max_batch: int = 32
+    max_pixels: int = MAX_IMAGE_PIXELS
+
+
+@dataclass
+class Predictor:
+    """A loaded model. ``Predictor.load`` raises ``ServingError(model_not_ready)`` naming the path."""
+
+    path: Path
+    session: ort.InferenceSession
+    metadata: dict[str, str]
+    limits: Limits = field(default_factory=Limits)
+    load_seconds: float = 0.0
+
+    @classmethod
+    def load(cls, path: Path, *, threads: int | None = None, limits: Limits | None = None) -> Predictor:
+        started = time.perf_counter()
+        if not path.is_file():
+            raise errors.model_not_ready(f"{path} does not exist")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or available_cpus()
+        options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for a corrupt file
+            raise errors.model_not_ready(f"{path} cannot be loaded: {error}") from error
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        missing = [key for key in REQUIRED_METADATA if key not in metadata]
+        if missing:
+            raise errors.model_not_ready(f"{path} lacks metadata {missing}: export it with training/export.py")
+        predictor = cls(path, session, metadata, limits or Limits(), time.perf_counter() - started)
+        log.info("loaded %s (%s) in %.2f s", path, predictor.name, predictor.load_seconds)
+        return predictor
+
+    @property
+    def name(self) -> str:
+        return self.metadata["model_name"]
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("mlflow_run_id", "")
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+    @property
+    def input_size(self) -> int:
+        return int(json.loads(self.metadata["input_size"])[-1])
+
+    def card(self) -> dict[str, Any]:
+        """The model card: metadata with its JSON values decoded."""
+        card: dict[str, Any] = {}
+        for key, value in self.metadata.items():
+            try:
+                card[key] = json.loads(value) if value[:1] in "[{" else value
+            except json.JSONDecodeError:
+                card[key] = value
+        return {**card, "threshold": self.threshold, "file": self.path.name, "load_seconds": self.load_seconds}
+
+    def check(self, images: Sequence[bytes]) -> None:
+        """Refuse before any decoding: too many images, or one too many bytes."""
+        if not images:
+            raise errors.empty_body()
+        if len(images) > self.limits.max_batch:
+            raise errors.too_many_images(len(images), self.limits.max_batch)
+        for data in images:
+            if len(data) > self.limits.max_bytes:
+                raise errors.payload_too_large(len(data), self.limits.max_bytes)
+
+    def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
+        self.check(images)
+        mean, std = json.loads(self.metadata["mean"]), json.loads(self.metadata["std"])
+        batch = np.stack(
+            [to_input(decode(data, max_pixels=self.limits.max_pixels), self.input_size, mean, std) for data in images]
+        )
+        return self.session.run(["probability"], {"image": batch})[0].astype(float)
+
+    def predict(self, images: Sequence[bytes]) -> list[dict[str, Any]]:
+        """One answer per image: probability, label by the model's threshold, threshold, model, time."""
+        started = time.perf_counter()
+        probabilities = self.probabilities(images)
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        positive, negative = self.metadata["positive_class"], self.metadata["negative_class"]
+        return [
+            {
+                "model": self.name,
+                "model_version": self.version,
+                "probability": round(float(p), 6),
+                "label": positive if p >= self.threshold else negative,
+                "threshold": self.threshold,
+                "latency_ms": latency_ms,
+            }
+            for p in probabilities
+        ]

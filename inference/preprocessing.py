@@ -1,0 +1,66 @@
+"""Image bytes -> the model's input, in numpy and Pillow.
+
+This is the serving twin of training's evaluation transform (``training/transforms.py``):
+decode, EXIF orientation, first frame, any mode to 8-bit RGB, Pillow bilinear resize, scale to
+[0, 1], normalize with the model's own mean and std. A test holds the two to 1e-5.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from inference import errors
+
+MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """First frame, EXIF orientation applied, any mode (RGBA, LA, L, P, CMYK, I;16, I, F) -> 8-bit RGB."""
+    image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(array * 255.0 / peak), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)  # slides are white where nothing was scanned
+    return image.convert("RGB")
+
+
+def decode(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Bytes -> RGB image, or a ServingError that says what was wrong with them."""
+    if not data:
+        raise errors.empty_body()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise errors.image_too_large(width * height, max_pixels)
+            image.load()
+            return to_rgb(image)
+    except errors.ServingError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise errors.ServingError(
+            "image_too_large", f"the image is too large to decode safely ({error})", 413
+        ) from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise errors.invalid_image(str(error) or type(error).__name__) from error
+
+
+def to_input(image: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """RGB image -> float32 ``[3, size, size]``, normalized."""
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))

@@ -1,0 +1,225 @@
+"""The real gunicorn service on 127.0.0.1, serving a model exported from a tiny trained model."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import REPO
+from tests.servers import free_port, process
+from training.onnx_export import write_metadata
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+MODEL = "mlp-64-32"
+MAX_BYTES = 300_000
+
+
+def png(seed: int = 0, size: int = 224) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg(seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png(seed))).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def start(store: Path, log: Path, **env: str):  # noqa: ANN201
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "MODEL_ROOT": str(store),
+        "MODEL_NAME": MODEL,
+        "MODEL_VARIANT": "fp32",
+        "MAX_IMAGE_BYTES": str(MAX_BYTES),
+        "MAX_BATCH": "4",
+        "MODEL_RELOAD_CHECK_SECONDS": "0.2",
+        **env,
+    }
+    command = [str(BIN / "gunicorn"), "-c", str(REPO / "inference" / "gunicorn_conf.py")]
+    return process(command, f"http://127.0.0.1:{port}/health", environment, log), f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    base = tmp_path_factory.mktemp("service")
+    store = Path(shutil.copytree(model_store, base / "models"))
+    server, url = start(store, base / "gunicorn.log")
+    with server:
+        yield {"url": url, "store": store, "log": base / "gunicorn.log"}
+
+
+def test_health_ready_metadata_openapi(service) -> None:  # noqa: ANN001
+    url = service["url"]
+    assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
+    ready = requests.get(f"{url}/ready", timeout=10).json()
+    assert ready["status"] == "ready"
+    assert ready["model"] == MODEL
+    card = requests.get(f"{url}/metadata", timeout=10).json()
+    assert card["model_name"] == MODEL
+    assert 0 < card["threshold"] < 1
+    assert card["positive_class"] == "SSA"
+    assert card["file"] == "model.onnx"
+    document = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert {"/predict", "/predict/batch", "/health", "/ready", "/metadata"} <= set(document["paths"])
+
+
+def test_predict_raw_multipart_and_json_agree(service) -> None:  # noqa: ANN001
+    url, image = service["url"], png(1)
+    raw = requests.post(f"{url}/predict", data=image, headers={"Content-Type": "image/png"}, timeout=30)
+    multipart = requests.post(f"{url}/predict", files={"image": ("x.png", image, "image/png")}, timeout=30)
+    as_json = requests.post(f"{url}/predict", json={"image": base64.b64encode(image).decode()}, timeout=30)
+    answers = [r.json() for r in (raw, multipart, as_json)]
+    assert all(r.status_code == 200 for r in (raw, multipart, as_json))
+    assert {a["probability"] for a in answers} == {answers[0]["probability"]}
+    answer = answers[0]
+    assert set(answer) >= {"model", "probability", "label", "threshold", "latency_ms", "model_version"}
+    assert answer["label"] == ("SSA" if answer["probability"] >= answer["threshold"] else "HP")
+
+
+def test_batch_gives_one_answer_per_image_in_order(service) -> None:  # noqa: ANN001
+    url = service["url"]
+    images = [png(i) for i in range(3)]
+    singles = [requests.post(f"{url}/predict", data=i, headers={"Content-Type": "image/png"}, timeout=30).json()
+               for i in images]  # fmt: skip
+    batch = requests.post(f"{url}/predict/batch", json={"images": [base64.b64encode(i).decode() for i in images]},
+                          timeout=30)  # fmt: skip
+    assert batch.status_code == 200
+    predictions = batch.json()["predictions"]
+    assert [p["probability"] for p in predictions] == pytest.approx([s["probability"] for s in singles], abs=1e-5)
+    files = [("image", (f"{i}.png", data, "image/png")) for i, data in enumerate(images)]
+    assert len(requests.post(f"{url}/predict/batch", files=files, timeout=30).json()["predictions"]) == 3
+
+
+BAD = {
+    "empty body": (b"", "image/png", "/predict", 400, "empty_body"),
+    "not an image": (b"hello, world", "image/png", "/predict", 400, "invalid_image"),
+    "truncated png": (png(2)[:500], "image/png", "/predict", 400, "invalid_image"),
+    "truncated jpeg": (jpeg(3)[:300], "image/jpeg", "/predict", 400, "invalid_image"),
+    "invalid base64": (b'{"image": "***not base64***"}', "application/json", "/predict", 400, "invalid_base64"),
+    "json without image": (b'{"picture": "abc"}', "application/json", "/predict", 400, "missing_image"),
+    "broken json": (b'{"image": ', "application/json", "/predict", 400, "invalid_json"),
+    "unsupported media type": (b"just text", "text/plain", "/predict", 415, "unsupported_media_type"),
+    "over the byte limit": (b"\x89PNG" + b"0" * (MAX_BYTES + 10), "image/png", "/predict", 413, "payload_too_large"),
+    "over the request limit": (b"0" * (MAX_BYTES * 5), "image/png", "/predict", 413, "payload_too_large"),
+    "too many images": (json.dumps({"images": [base64.b64encode(png(0, 16)).decode()] * 5}).encode(),
+                        "application/json", "/predict/batch", 413, "too_many_images"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_a_4xx_with_a_code(service, case: str) -> None:  # noqa: ANN001
+    body, content_type, path, status, code = BAD[case]
+    response = requests.post(f"{service['url']}{path}", data=body, headers={"Content-Type": content_type}, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert "Traceback" not in response.text
+
+
+def test_decompression_bomb_is_refused(service) -> None:  # noqa: ANN001
+    buffer = io.BytesIO()
+    Image.new("L", (9_000, 9_000)).save(buffer, "PNG")  # 81 Mpx
+    response = requests.post(f"{service['url']}/predict", data=buffer.getvalue(),
+                             headers={"Content-Type": "image/png"}, timeout=30)  # fmt: skip
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "image_too_large"
+
+
+def test_no_worker_died_after_bad_input(service) -> None:  # noqa: ANN001
+    for case in BAD.values():
+        requests.post(f"{service['url']}{case[2]}", data=case[0], headers={"Content-Type": case[1]}, timeout=30)
+    ok = requests.post(f"{service['url']}/predict", data=png(9), headers={"Content-Type": "image/png"}, timeout=30)
+    assert ok.status_code == 200
+    log = service["log"].read_text()
+    assert log.count("Booting worker") == 2
+    assert "Worker exiting" not in log
+    assert "WORKER TIMEOUT" not in log
+
+
+def test_model_swap_under_load_drops_no_request(service, tmp_path: Path) -> None:  # noqa: ANN001
+    url, target = service["url"], service["store"] / MODEL / "model.onnx"
+    replacement = target.with_name(".model.onnx.incoming")
+    shutil.copy(target, replacement)
+    write_metadata(replacement, {**_metadata(target), "mlflow_run_id": "swapped-run"})
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            response = requests.post(f"{url}/predict", data=png(4), headers={"Content-Type": "image/png"}, timeout=30)
+            statuses.append(response.status_code)
+            versions.append(response.json().get("model_version", ""))
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(load)
+        time.sleep(1.0)
+        os.replace(replacement, target)  # write-then-rename, as the publisher does
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and versions[-8:].count("swapped-run") < 8:
+            time.sleep(0.2)
+        stop.set()
+    assert len(statuses) > 20
+    assert set(statuses) == {200}
+    assert versions[-8:] == ["swapped-run"] * 8
+    assert versions[0] != "swapped-run"
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    import onnxruntime as ort
+
+    return dict(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+
+
+def test_missing_model_is_not_ready_and_names_the_path(tmp_path: Path) -> None:
+    server, url = start(tmp_path, tmp_path / "gunicorn.log", MODEL_NAME="nowhere", WEB_CONCURRENCY="1")
+    with server:
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+        response = requests.get(f"{url}/ready", timeout=10)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "model_not_ready"
+        assert str(tmp_path / "nowhere" / "model.onnx") in response.json()["error"]["message"]
+    assert str(tmp_path / "nowhere" / "model.onnx") in (tmp_path / "gunicorn.log").read_text()
+
+
+def test_corrupt_model_is_not_ready(tmp_path: Path) -> None:
+    (tmp_path / MODEL).mkdir()
+    (tmp_path / MODEL / "model.onnx").write_bytes(b"not a model")
+    server, url = start(tmp_path, tmp_path / "gunicorn.log", WEB_CONCURRENCY="1")
+    with server:
+        response = requests.get(f"{url}/ready", timeout=10)
+        assert response.status_code == 503
+        assert "cannot be loaded" in response.json()["error"]["message"]
+        assert requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"},
+                             timeout=10).status_code == 503  # fmt: skip
+
+
+def test_openapi_fuzzing_finds_no_server_error(service) -> None:  # noqa: ANN001
+    result = subprocess.run(
+        [str(BIN / "schemathesis"), "run", f"{service['url']}/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "25", "--request-timeout", "30", "--generation-deterministic"],
+        capture_output=True, text=True, timeout=500,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:]
