@@ -1,0 +1,191 @@
+"""The Lambda handler driven with full API Gateway proxy events, REST (v1) and HTTP API (v2) shapes,
+as AWS documents them. AWS itself cannot exist here: the event documents and the context object
+stand in for it; the handler, predictor and model are real."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+V1_EVENT = {
+    "resource": "/predict",
+    "path": "/predict",
+    "httpMethod": "POST",
+    "headers": {"Content-Type": "image/png", "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+                "X-Forwarded-For": "203.0.113.7", "x-api-key": "redacted"},
+    "multiValueHeaders": {"Content-Type": ["image/png"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": None,
+    "stageVariables": None,
+    "requestContext": {
+        "accountId": "123456789012", "apiId": "abc123", "resourceId": "r1", "resourcePath": "/predict",
+        "httpMethod": "POST", "path": "/prod/predict", "protocol": "HTTP/1.1", "stage": "prod",
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "requestTimeEpoch": 1428582896000,
+        "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0", "apiKey": "redacted"},
+    },
+    "body": None,
+    "isBase64Encoded": True,
+}  # fmt: skip
+V2_EVENT = {
+    "version": "2.0",
+    "routeKey": "POST /predict",
+    "rawPath": "/predict",
+    "rawQueryString": "",
+    "cookies": [],
+    "headers": {"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+    "requestContext": {
+        "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+        "domainPrefix": "abc123", "requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /predict", "stage": "$default",
+        "time": "10/Mar/2020:05:16:23 +0000", "timeEpoch": 1583817383220,
+        "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+                 "userAgent": "curl/8.5.0"},
+    },
+    "body": None,
+    "isBase64Encoded": False,
+}  # fmt: skip
+CONTEXT = SimpleNamespace(
+    function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
+)  # fmt: skip
+
+
+def png(seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lambda_module(model_store: Path):  # noqa: ANN201
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_ROOT", str(model_store))
+        patch.setenv("MODEL_NAME", "mlp-64-32")
+        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MHIST")
+        import inference.lambda_handler as module
+
+        yield importlib.reload(module)  # the module-level init runs with this environment
+
+
+def v1(body: bytes | str | None, content_type: str = "image/png", path: str = "/predict", method: str = "POST"):  # noqa: ANN201
+    event = copy.deepcopy(V1_EVENT)
+    event["path"], event["httpMethod"], event["resource"] = path, method, path
+    event["headers"]["Content-Type"] = content_type
+    binary = isinstance(body, bytes)
+    event["body"] = base64.b64encode(body).decode() if binary else body
+    event["isBase64Encoded"] = binary
+    return event
+
+
+def v2(body: str | None, content_type: str = "application/json", path: str = "/predict", method: str = "POST"):  # noqa: ANN201
+    event = copy.deepcopy(V2_EVENT)
+    event["rawPath"], event["requestContext"]["http"]["method"] = path, method
+    event["headers"]["content-type"] = content_type
+    event["body"] = body
+    return event
+
+
+def call(module, event: dict) -> tuple[int, dict]:  # noqa: ANN001
+    response = module.handler(event, CONTEXT)
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert response["isBase64Encoded"] is False
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_v1_binary_png_body(lambda_module) -> None:  # noqa: ANN001
+    status, answer = call(lambda_module, v1(png(1)))
+    assert status == 200
+    assert set(answer) >= {"model", "probability", "label", "threshold", "latency_ms"}
+    assert answer["model"] == "mlp-64-32"
+    assert answer["label"] == ("SSA" if answer["probability"] >= answer["threshold"] else "HP")
+
+
+def test_v2_json_body_matches_v1(lambda_module) -> None:  # noqa: ANN001
+    image = png(1)
+    _, from_v1 = call(lambda_module, v1(image))
+    status, from_v2 = call(lambda_module, v2(json.dumps({"image": base64.b64encode(image).decode()})))
+    assert status == 200
+    assert from_v2["probability"] == from_v1["probability"]
+
+
+def test_v2_base64_binary_body_and_batch(lambda_module) -> None:  # noqa: ANN001
+    event = v2(base64.b64encode(png(2)).decode(), content_type="image/png")
+    event["isBase64Encoded"] = True
+    assert call(lambda_module, event)[0] == 200
+    images = [base64.b64encode(png(i)).decode() for i in range(3)]
+    status, answer = call(lambda_module, v2(json.dumps({"images": images}), path="/predict/batch"))
+    assert status == 200
+    assert len(answer["predictions"]) == 3
+
+
+def test_health_and_metadata(lambda_module) -> None:  # noqa: ANN001
+    assert call(lambda_module, v1(None, path="/health", method="GET")) == (200, {"status": "ok"})
+    status, card = call(lambda_module, v2(None, path="/metadata", method="GET"))
+    assert status == 200
+    assert card["model_name"] == "mlp-64-32"
+    assert "threshold" in card
+
+
+@pytest.mark.parametrize(
+    ("event_kind", "body", "content_type", "status", "code"),
+    [
+        ("v1", b"", "image/png", 400, "empty_body"),
+        ("v1", b"not an image", "image/png", 400, "invalid_image"),
+        ("v1", png(3)[:400], "image/png", 400, "invalid_image"),
+        ("v2", '{"image": "@@@"}', "application/json", 400, "invalid_base64"),
+        ("v2", '{"other": 1}', "application/json", 400, "missing_image"),
+        ("v2", "{broken", "application/json", 400, "invalid_json"),
+        ("v2", "plain words", "text/plain", 415, "unsupported_media_type"),
+        ("v1", b"\x89PNG" + b"0" * (11 * 1024 * 1024), "image/png", 413, "payload_too_large"),
+    ],
+)
+def test_bad_requests_are_4xx_with_codes(lambda_module, event_kind: str, body, content_type, status, code) -> None:  # noqa: ANN001
+    event = (v1 if event_kind == "v1" else v2)(body, content_type=content_type)
+    got_status, document = call(lambda_module, event)
+    assert got_status == status
+    assert document["error"]["code"] == code
+    assert document["error"]["message"]
+
+
+def test_unknown_route_is_404(lambda_module) -> None:  # noqa: ANN001
+    status, document = call(lambda_module, v1(None, path="/admin", method="GET"))
+    assert status == 404
+    assert document["error"]["code"] == "not_found"
+
+
+def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None:  # noqa: ANN001
+    buffer = io.StringIO()
+    for handler in lambda_module.logger._logger.handlers:  # powertools keeps the stdout of import time
+        handler.setStream(buffer)
+    lambda_module._cold = True
+    call(lambda_module, v1(png(5)))
+    call(lambda_module, v1(png(5)))
+    logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    requests = [r for r in logs if r.get("message") == "request"]
+    assert [r["cold_start"] for r in requests] == [True, False]
+    assert requests[0]["init_seconds"] >= 0
+    assert all(r["function_name"] == "mhist-predict" for r in requests)  # structured, with the context
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any("LatencyMs" in r and "_aws" in r for r in emitted)  # CloudWatch EMF
+
+
+def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_ROOT", str(tmp_path))
+        patch.setenv("MODEL_NAME", "absent")
+        import inference.lambda_handler as module
+
+        module = importlib.reload(module)
+        status, document = call(module, v1(png()))
+    assert status == 503
+    assert document["error"]["code"] == "model_not_ready"
+    assert str(tmp_path / "absent" / "model.onnx") in document["error"]["message"]
