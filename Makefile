@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
 
-.PHONY: venv demo demo-data test lint ui clean
+.PHONY: venv demo demo-data test lint ui serve clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements/*.txt
@@ -35,6 +35,14 @@ lint: venv
 
 ui: venv
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+# make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it with gunicorn.
+MODEL_NAME ?= vit_tiny_patch16_224
+PORT ?= 8080
+serve: venv
+	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
+	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) WEB_CONCURRENCY=2 \
+		$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
 
 clean:
 	rm -rf outputs $(DEMO_DATA)

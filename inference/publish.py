@@ -1,0 +1,82 @@
+"""Promote an MLflow run's ONNX files into a model store folder: ``<store>/<model_name>/``.
+
+    python -m inference.publish --run-id <id> --to outputs/models
+    python -m inference.publish --latest vit_tiny_patch16_224 --to outputs/models
+
+Each file is written under a temporary name and renamed into place, so a running service never
+reads half a file and picks the new one up on its next check. (S3 promotion and the sync onto
+EFS come with the infrastructure.) Runs where training happens; it needs MLflow, serving does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+FILES = ("model.onnx", "model.int8.onnx", "card.json")
+DEFAULT_STORE = "sqlite:///outputs/mlflow.db"
+
+
+def latest_run(client, model_name: str, experiment: str) -> str:  # noqa: ANN001 - MlflowClient
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs(
+        [found.experiment_id] if found else [],
+        f"tags.model_name = '{model_name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise SystemExit(f"error: no finished run of {model_name} in experiment {experiment!r}")
+    return runs[0].info.run_id
+
+
+def install(source: Path, store: Path) -> Path:
+    """Copy ``source/{model.onnx, model.int8.onnx, card.json}`` into ``store/<model_name>/`` atomically per file."""
+    card = json.loads((source / "card.json").read_text())
+    target = store / card["model_name"]
+    target.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if not (source / name).is_file():
+            continue
+        handle, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".incoming")
+        os.close(handle)
+        shutil.copyfile(source / name, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target / name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id")
+    which.add_argument("--latest", metavar="MODEL_NAME", help="the newest finished run of this model")
+    parser.add_argument("--to", type=Path, required=True, help="the model store folder")
+    parser.add_argument("--experiment", default="mhist")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE)
+    args = parser.parse_args(argv)
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(args.tracking_uri)
+    try:
+        run_id = args.run_id or latest_run(client, args.latest, args.experiment)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(client.download_artifacts(run_id, "model", tmp))
+            if not (source / "model.onnx").is_file():
+                sys.exit(f"error: run {run_id} has no model/model.onnx artifact")
+            target = install(source, args.to)
+    except MlflowException as error:
+        sys.exit(f"error: {error.message}")
+    print(f"published run {run_id} to {target}")
+    return target
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The predictor on its own: model choice, guards, batch scoring command."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference import errors
+from inference.batch import auroc
+from inference.predictor import Limits, Predictor, resolve_model_path
+from tests.conftest import REPO
+from training.onnx_export import read_metadata, write_metadata
+
+MODEL = "mlp-64-32"
+
+
+def test_auto_takes_int8_only_where_its_gate_passed(model_store: Path, tmp_path: Path) -> None:
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    int8 = store / MODEL / "model.int8.onnx"
+    write_metadata(int8, {**read_metadata(int8), "servable": "true"})
+    assert resolve_model_path(store, MODEL) == int8
+    write_metadata(int8, {**read_metadata(int8), "servable": "false"})
+    assert resolve_model_path(store, MODEL) == store / MODEL / "model.onnx"
+    int8.unlink()
+    assert resolve_model_path(store, MODEL) == store / MODEL / "model.onnx"
+    assert resolve_model_path(store, MODEL, "int8") == int8
+
+
+def test_a_model_without_metadata_is_refused_by_name(model_store: Path, tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    shutil.copy(model_store / MODEL / "model.onnx", path)
+    write_metadata(path, {"model_name": "bare"})
+    with pytest.raises(errors.ServingError, match=r"lacks metadata \['threshold'"):
+        Predictor.load(path)
+
+
+def test_guards_have_their_own_codes(model_store: Path) -> None:
+    predictor = Predictor.load(model_store / MODEL / "model.onnx", limits=Limits(max_bytes=100, max_batch=2))
+    cases = {"empty_body": [], "too_many_images": [b"x"] * 3, "payload_too_large": [b"x" * 101]}
+    for code, images in cases.items():
+        with pytest.raises(errors.ServingError) as error:
+            predictor.predict(images)
+        assert error.value.code == code
+
+
+def test_auroc_without_scikit_learn() -> None:
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    scores = np.round(rng.random(200) + labels * 0.3, 1)  # with ties
+    assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+
+
+def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Path, tmp_path: Path) -> None:
+    (small_copy / "images" / "demo_00002.png").write_bytes(b"broken")
+    output = tmp_path / "scores.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "inference.batch", str(small_copy), str(output), "--model-root", str(model_store),
+         "--model-name", MODEL, "--batch-size", "8"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(output.open()))
+    assert len(rows) == 80
+    assert set(rows[0]) == {"image", "probability", "label", "threshold", "model_run_id", "error"}
+    (broken,) = [r for r in rows if r["error"]]
+    assert (broken["image"], broken["error"]) == ("demo_00002.png", "invalid_image")
+    assert all(r["label"] in ("HP", "SSA") for r in rows if not r["error"])
+    assert "scored 79 images (1 unreadable)" in result.stdout
+    assert "against annotations.csv (79 images): AUROC" in result.stdout
+    assert "scoring" in result.stderr  # the progress bar
+
+
+def test_batch_command_names_a_missing_folder(model_store: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "inference.batch", str(tmp_path / "nope"), str(tmp_path / "o.csv"),
+         "--model-root", str(model_store), "--model-name", MODEL],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "is not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp_path: Path) -> None:
+    from inference.publish import install
+
+    first = install(model_store / MODEL, tmp_path / "store")
+    assert first == tmp_path / "store" / MODEL
+    assert sorted(p.name for p in first.iterdir()) == ["card.json", "model.int8.onnx", "model.onnx"]
+    inode = (first / "model.onnx").stat().st_ino
+    install(model_store / MODEL, tmp_path / "store")
+    assert (first / "model.onnx").stat().st_ino != inode  # replaced by rename, not rewritten in place
+    assert (first / "model.onnx").stat().st_mode & 0o777 == 0o644
+    assert Predictor.load(first / "model.onnx").name == MODEL
