@@ -73,3 +73,18 @@ def process(command: list[str], url: str, env: dict[str, str], log: Path) -> Ite
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextmanager
+def s3_server(log: Path) -> Iterator[str]:
+    """moto's S3 in server mode on a free loopback port (AWS itself is the edge that cannot exist here)."""
+    import sys
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with process(command, url, {**os.environ, **S3_KEYS}, log):
+        yield url

@@ -100,3 +100,30 @@ def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp
     assert (first / "model.onnx").stat().st_ino != inode  # replaced by rename, not rewritten in place
     assert (first / "model.onnx").stat().st_mode & 0o777 == 0o644
     assert Predictor.load(first / "model.onnx").name == MODEL
+
+
+def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, tmp_path: Path) -> None:
+    import os
+
+    import boto3
+
+    from tests.servers import S3_KEYS, s3_server
+
+    with s3_server(tmp_path / "s3.log") as url:
+        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")  # fmt: skip
+        s3.create_bucket(Bucket="slides")
+        names = sorted(p.name for p in (small_root / "images").iterdir())[:5]
+        for name in names:
+            s3.upload_file(str(small_root / "images" / name), "slides", f"batch-7/{name}")
+        s3.put_object(Bucket="slides", Key="batch-7/notes.txt", Body=b"not an image")
+        env = {**os.environ, **S3_KEYS, "AWS_ENDPOINT_URL_S3": url}
+        result = subprocess.run(
+            [sys.executable, "-m", "inference.batch", "s3://slides/batch-7/", str(tmp_path / "s3.csv"),
+             "--model-root", str(model_store), "--model-name", MODEL],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "s3.csv").open()))
+    assert [r["image"] for r in rows] == names
+    assert all(r["label"] in ("HP", "SSA") and not r["error"] for r in rows)

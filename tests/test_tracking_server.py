@@ -14,26 +14,21 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
-from tests.servers import free_port, postgres_cluster, process
+from tests.servers import S3_KEYS, free_port, postgres_cluster, process, s3_server
 from training.fit import main
 from training.onnx_export import read_metadata
 
 pytestmark = pytest.mark.slow
 SCRIPT = REPO / "infra_stack" / "assets" / "mlflow_server.sh"
 BIN = Path(sys.executable).parent
-S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     base = tmp_path_factory.mktemp("tracking")
-    s3_port, mlflow_port = free_port(), free_port()
-    s3_url = f"http://127.0.0.1:{s3_port}"
+    mlflow_port = free_port()
     env = {**os.environ, **S3_KEYS}
-    with (
-        postgres_cluster() as database,
-        process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], s3_url, env, base / "s3.log"),
-    ):
+    with postgres_cluster() as database, s3_server(base / "s3.log") as s3_url:
         s3 = boto3.client("s3", endpoint_url=s3_url, **{k.lower(): v for k, v in S3_KEYS.items() if "KEY" in k})
         s3.create_bucket(Bucket="mlflow-artifacts")
         server_env = {

@@ -1,0 +1,1 @@
+"""The AWS stack in CDK (Python): one construct per concern, wired in ``stack.py``."""
