@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Stack, Token, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-CDK_ASSETS = "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
 S3_READ = ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*")
 S3_WRITE = ("Action::s3:Abort*", "Action::s3:DeleteObject*")
 LAMBDA_IN_VPC = ("service-role/AWSLambdaBasicExecutionRole", "service-role/AWSLambdaVPCAccessExecutionRole")
@@ -22,6 +21,14 @@ LAMBDA_IN_VPC = ("service-role/AWSLambdaBasicExecutionRole", "service-role/AWSLa
 
 def managed(*names: str) -> tuple[str, ...]:
     return tuple(f"Policy::arn:<AWS::Partition>:iam::aws:policy/{name}" for name in names)
+
+
+def cdk_assets(scope: IConstruct) -> str:
+    """The CDK staging bucket's objects, as the finding names them for this stack's environment."""
+    stack = Stack.of(scope)
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    return f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{account}-{region}/*"
 
 
 def objects_of(bucket: s3.IBucket, suffix: str = "/*") -> str:

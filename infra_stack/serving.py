@@ -18,7 +18,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
-from infra_stack.nag import CDK_ASSETS, LAMBDA_IN_VPC, S3_READ, acknowledger, managed, objects_of
+from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, cdk_assets, managed, objects_of
 
 REPO = Path(__file__).parent.parent
 MOUNT = "/mnt/models"
@@ -50,6 +50,10 @@ class LambdaApi(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.security_group = ec2.SecurityGroup(
+            self, "FunctionSg", vpc=vpc, allow_all_outbound=False,
+            description="Predict Lambda: no ingress; egress only NFS to the model store (added by the mount)",
+        )  # fmt: skip
         self.function = lambda_.DockerImageFunction(
             self,
             "Predict",
@@ -59,6 +63,7 @@ class LambdaApi(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             vpc=vpc,
             vpc_subnets=subnets,
+            security_groups=[self.security_group],
             filesystem=lambda_.FileSystem.from_efs_access_point(access_point, MOUNT),
             environment={"MODEL_ROOT": MOUNT, "MODEL_NAME": model_name, "MODEL_VARIANT": model_variant},
             log_group=logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY),
@@ -219,7 +224,7 @@ class Ec2Service(Construct):
         )
         acknowledge(
             id="AwsSolutions-IAM5",
-            findings=[*S3_READ, "Resource::*", CDK_ASSETS],
+            findings=[*S3_READ, "Resource::*", cdk_assets(self)],
             reason="ecr:GetAuthorizationToken needs Resource::*; the other "
             "wildcards are CDK grants on this stack's compose file in the CDK staging bucket.",
         )
@@ -257,6 +262,10 @@ class EfsSync(Construct):
             log_group=logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY),
         )
         bucket.grant_read(self.function, f"{SERVING_PREFIX}*")
+        acknowledger(self.function.connections.security_groups[0])(
+            id="Annotation::@aws-cdk/aws-ec2:ipv4IgnoreEgressRule",
+            reason="Outbound stays open: without NAT it reaches only the VPC (EFS) and the S3 gateway endpoint.",
+        )
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(self.function),

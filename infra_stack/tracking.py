@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from infra_stack.nag import CDK_ASSETS, S3_READ, S3_WRITE, acknowledger, managed, objects_of
+from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, cdk_assets, managed, objects_of
 
 ASSETS = Path(__file__).parent / "assets"
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
@@ -67,7 +67,7 @@ class Tracking(Construct):
         self.database = rds.DatabaseInstance(
             self,
             "Database",
-            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16),
+            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9),
             instance_type=ec2.InstanceType(db_instance_type),
             vpc=vpc,
             vpc_subnets=private,
@@ -158,7 +158,7 @@ class Tracking(Construct):
         )
         acknowledge(
             id="AwsSolutions-IAM5",
-            findings=[*S3_READ, *S3_WRITE, objects_of(self.bucket), CDK_ASSETS],
+            findings=[*S3_READ, *S3_WRITE, objects_of(self.bucket), cdk_assets(self)],
             reason="Object-level wildcards from CDK grants, scoped to the "
             "artifact bucket (MLflow reads and writes any run's artifacts) and to this stack's asset "
             "objects in the CDK staging bucket.",
