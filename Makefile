@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
 
-.PHONY: venv demo demo-data test lint ui serve clean
+.PHONY: venv demo demo-data test lint ui serve synth clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements/*.txt
+$(VENV)/.installed: requirements/*.txt package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo-data: venv
@@ -43,6 +44,11 @@ serve: venv
 	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
 	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) WEB_CONCURRENCY=2 \
 		$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
+
+# make synth: the CloudFormation template into cdk.out/, cdk-nag checked, then cfn-lint.
+synth: venv
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk synth --no-notices -q
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
 clean:
 	rm -rf outputs $(DEMO_DATA)

@@ -2,10 +2,12 @@
 
     python -m inference.publish --run-id <id> --to outputs/models
     python -m inference.publish --latest vit_tiny_patch16_224 --to outputs/models
+    python -m inference.publish --run-id <id> --to s3://<artifact bucket>/serving   # AWS: the sync
+                                                  # function copies it onto EFS (infra_stack/serving.py)
 
-Each file is written under a temporary name and renamed into place, so a running service never
-reads half a file and picks the new one up on its next check. (S3 promotion and the sync onto
-EFS come with the infrastructure.) Runs where training happens; it needs MLflow, serving does not.
+Into a folder, each file is written under a temporary name and renamed into place, so a running
+service never reads half a file and picks the new one up on its next check. Runs where training
+happens; it needs MLflow, serving does not.
 """
 
 from __future__ import annotations
@@ -51,12 +53,29 @@ def install(source: Path, store: Path) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> Path:
+def upload(source: Path, destination: str, s3: object | None = None) -> str:
+    """Copy the files to ``s3://bucket/prefix/<model_name>/``; the sync function puts them on EFS.
+
+    card.json goes last, so its arrival means the model files are already there.
+    """
+    import boto3
+
+    card = json.loads((source / "card.json").read_text())
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    key_prefix = f"{prefix.strip('/')}/{card['model_name']}/".lstrip("/")
+    client = s3 or boto3.client("s3")
+    for name in ("model.onnx", "model.int8.onnx", "card.json"):
+        if (source / name).is_file():
+            client.upload_file(str(source / name), bucket, key_prefix + name)
+    return f"s3://{bucket}/{key_prefix}"
+
+
+def main(argv: list[str] | None = None) -> Path | str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id")
     which.add_argument("--latest", metavar="MODEL_NAME", help="the newest finished run of this model")
-    parser.add_argument("--to", type=Path, required=True, help="the model store folder")
+    parser.add_argument("--to", required=True, help="a model store folder, or s3://<artifact bucket>/serving")
     parser.add_argument("--experiment", default="mhist")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE)
     args = parser.parse_args(argv)
@@ -71,7 +90,7 @@ def main(argv: list[str] | None = None) -> Path:
             source = Path(client.download_artifacts(run_id, "model", tmp))
             if not (source / "model.onnx").is_file():
                 sys.exit(f"error: run {run_id} has no model/model.onnx artifact")
-            target = install(source, args.to)
+            target = upload(source, args.to) if args.to.startswith("s3://") else install(source, Path(args.to))
     except MlflowException as error:
         sys.exit(f"error: {error.message}")
     print(f"published run {run_id} to {target}")

@@ -28,7 +28,7 @@ class StackSettings:
     stack_name: str = "MhistMlops"
     max_azs: int = 2
     nat_gateways: int = 0
-    interface_endpoints: bool = True
+    interface_endpoints: bool = False
     allowed_cidrs: tuple[str, ...] = ()
     alarm_email: str = ""
     log_retention_days: int = 30

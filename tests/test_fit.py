@@ -176,3 +176,13 @@ def test_export_command_names_an_unknown_run(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "error: no MLflow run feedc0de" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_fit_in_the_same_process_uses_its_own_store(small_root: Path, tmp_path: Path) -> None:
+    import os
+
+    first = fit("demo-mlp.yaml", small_root, tmp_path / "a", "--trainer.max_epochs", "1")
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow sets it; main() puts it back
+    second = fit("demo-mlp.yaml", small_root, tmp_path / "b", "--trainer.max_epochs", "1")
+    assert client_for(tmp_path / "a").get_run(first.logger.run_id)
+    assert client_for(tmp_path / "b").get_run(second.logger.run_id)

@@ -8,6 +8,7 @@ Bare config names resolve to ``training/configs/``; every constructor argument i
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,9 @@ def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, regi
 
 
 def main(args: list[str] | None = None) -> Trainer:
+    """One fit. MLflow writes its tracking URI into ``os.environ``; it is put back on the way out
+    so that a second call in the same process does not log into the first call's store."""
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
             sys.argv[1:] = resolve_config_names(sys.argv[1:])
@@ -65,6 +69,11 @@ def main(args: list[str] | None = None) -> Trainer:
         sys.exit(f"error: {error}")
     except ExportParityError as error:
         sys.exit(f"error: the exported model was not logged: {error}")
+    finally:
+        if tracking_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     return trainer
 
 

@@ -1,0 +1,70 @@
+"""Publishing to S3 and the S3 -> EFS sync, run locally: a folder stands in for EFS and moto's S3
+server on 127.0.0.1 for the bucket (AWS itself cannot exist here)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import boto3
+import pytest
+
+from inference.efs_sync import handler, sync_records, target_for
+from inference.predictor import Predictor
+from inference.publish import upload
+from tests.servers import S3_KEYS, s3_server
+
+MODEL = "mlp-64-32"
+
+
+def event(bucket: str, *keys: str) -> dict:
+    """An S3 ObjectCreated notification as AWS sends it (keys URL-encoded)."""
+    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                         "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(k)}}}
+                        for k in keys]}  # fmt: skip
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    with s3_server(tmp_path / "s3.log") as url:
+        for key, value in S3_KEYS.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="artifacts")
+        yield client
+
+
+def test_only_serving_model_files_map_to_the_store(tmp_path: Path) -> None:
+    assert target_for("serving/vit/model.onnx", tmp_path, "serving/") == tmp_path / "vit" / "model.onnx"
+    for key in ("mlflow/1/abc/artifacts/model/model.onnx", "serving/vit/notes.txt", "serving/model.onnx",
+                "serving/../model.onnx", "serving/a/b/model.onnx"):  # fmt: skip
+        assert target_for(key, tmp_path, "serving/") is None
+
+
+def test_publish_then_sync_puts_a_loadable_model_on_the_store(s3, model_store: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    destination = upload(model_store / MODEL, "s3://artifacts/serving", s3)
+    assert destination == f"s3://artifacts/serving/{MODEL}/"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"])
+    assert keys == [f"serving/{MODEL}/{n}" for n in ("card.json", "model.int8.onnx", "model.onnx")]
+
+    efs = tmp_path / "efs"
+    monkeypatch.setenv("MODEL_ROOT", str(efs))
+    result = handler(event("artifacts", *keys, "serving/ignored.txt"), None)
+    assert sorted(Path(p).name for p in result["written"]) == ["card.json", "model.int8.onnx", "model.onnx"]
+    assert not list((efs / MODEL).glob(".*incoming"))  # nothing half-written left behind
+    assert json.loads((efs / MODEL / "card.json").read_text())["model_name"] == MODEL
+    assert Predictor.load(efs / MODEL / "model.onnx").name == MODEL
+
+
+def test_a_replacement_is_renamed_into_place(s3, model_store: Path, tmp_path: Path) -> None:
+    upload(model_store / MODEL, "s3://artifacts/serving", s3)
+    efs = tmp_path / "efs"
+    (first,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")
+    inode = first.stat().st_ino
+    (second,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")
+    assert second == first
+    assert second.stat().st_ino != inode
+    assert second.stat().st_mode & 0o777 == 0o644

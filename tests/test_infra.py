@@ -1,0 +1,271 @@
+"""The AWS stack, proven offline: assertions on the synthesized template, cdk-nag, cfn-lint and
+`cdk synth` through the npm-pinned CLI. No AWS account is reachable here; nothing is deployed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from infra_stack.settings import SettingsError, StackSettings
+from infra_stack.stack import MhistStack
+from tests.conftest import REPO
+
+CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
+ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"}
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def synth(tmp_path: Path, **overrides: object) -> tuple[MhistStack, Template]:
+    context = {**CONTEXT, "mhist": {**CONTEXT["mhist"], **overrides}}
+    app = cdk.App(context=context, outdir=str(tmp_path))
+    stack = MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    return stack, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[MhistStack, Template]:
+    return synth(tmp_path_factory.mktemp("cdk"))
+
+
+@pytest.fixture(scope="module")
+def template(stack_template) -> Template:  # noqa: ANN001
+    return stack_template[1]
+
+
+def resources(template: Template, kind: str) -> dict[str, dict]:
+    return template.find_resources(kind)
+
+
+def test_network_has_two_azs_no_nat_and_an_s3_gateway_endpoint(template: Template) -> None:
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    assert len(resources(template, "AWS::EC2::Subnet")) == 4  # public + private in each of 2 AZs
+    endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
+    assert [e["Properties"].get("VpcEndpointType", "Gateway") for e in endpoints] == ["Gateway"]
+    template.resource_count_is("AWS::EC2::FlowLog", 1)
+
+
+def test_interface_endpoints_are_a_switch(tmp_path: Path) -> None:
+    _, template = synth(tmp_path, interface_endpoints=True)
+    endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
+    types = sorted(e["Properties"].get("VpcEndpointType", "Gateway") for e in endpoints)
+    assert types == ["Gateway"] + ["Interface"] * 7
+
+
+def test_nothing_is_open_to_the_internet(template: Template) -> None:
+    for group in resources(template, "AWS::EC2::SecurityGroup").values():
+        assert group["Properties"].get("GroupDescription")
+        for rule in group["Properties"].get("SecurityGroupIngress", []):
+            assert rule.get("CidrIp") != "0.0.0.0/0"
+            assert rule.get("CidrIpv6") != "::/0"
+    for rule in resources(template, "AWS::EC2::SecurityGroupIngress").values():
+        assert rule["Properties"].get("CidrIp") != "0.0.0.0/0"
+    mlflow_rules = [r for g in resources(template, "AWS::EC2::SecurityGroup").values()
+                    for r in g["Properties"].get("SecurityGroupIngress", []) if r.get("FromPort") == 5000]  # fmt: skip
+    assert [(r["CidrIp"], r["ToPort"]) for r in mlflow_rules] == [("203.0.113.0/24", 5000)]
+
+
+def test_artifact_bucket_is_private_encrypted_versioned_and_tls_only(stack_template) -> None:  # noqa: ANN001
+    stack, template = stack_template
+    bucket_id = stack.get_logical_id(stack.tracking.bucket.node.default_child)
+    bucket = resources(template, "AWS::S3::Bucket")[bucket_id]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    blocks = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(blocks, True)
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+    assert "LoggingConfiguration" in bucket
+    policies = [p for p in resources(template, "AWS::S3::BucketPolicy").values()
+                if p["Properties"]["Bucket"] == {"Ref": bucket_id}]  # fmt: skip
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in statements)  # fmt: skip
+
+
+def test_database_is_private_encrypted_backed_up_with_a_generated_secret(template: Template) -> None:
+    template.has_resource_properties("AWS::RDS::DBInstance", {
+        "Engine": "postgres", "StorageEncrypted": True, "PubliclyAccessible": False,
+        "BackupRetentionPeriod": 7, "DeletionProtection": True, "DBName": "mlflow",
+    })  # fmt: skip
+    template.has_resource_properties("AWS::SecretsManager::Secret", {
+        "GenerateSecretString": Match.object_like({"SecretStringTemplate": '{"username":"mlflow"}'})})  # fmt: skip
+
+
+def test_deletion_protection_is_a_parameter(tmp_path: Path) -> None:
+    _, template = synth(tmp_path, db_deletion_protection=False)
+    template.has_resource_properties("AWS::RDS::DBInstance", {"DeletionProtection": False})
+
+
+def test_instances_require_imdsv2_have_no_ssh_key_and_encrypted_disks(template: Template) -> None:
+    instances = resources(template, "AWS::EC2::Instance")
+    assert len(instances) == 2
+    for instance in instances.values():
+        properties = instance["Properties"]
+        assert "KeyName" not in properties
+        assert properties["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+        assert properties["Monitoring"] is True
+    templates = resources(template, "AWS::EC2::LaunchTemplate").values()
+    assert [t["Properties"]["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] for t in templates] == [
+        "required"
+    ] * 2
+
+
+def test_mlflow_user_data_runs_the_tracking_server_script(template: Template) -> None:
+    user_data = json.dumps(next(
+        i["Properties"]["UserData"] for i in resources(template, "AWS::EC2::Instance").values()
+        if "mlflow" in json.dumps(i["Properties"]["UserData"])))  # fmt: skip
+    assert "/opt/mlflow/mlflow_server.sh" in user_data
+    assert "systemctl enable --now mlflow.service" in user_data
+    assert "postgresql+psycopg2://mlflow:" in user_data
+    assert "secretsmanager get-secret-value" in user_data
+
+
+def test_models_live_on_encrypted_backed_up_efs_with_an_access_point(template: Template) -> None:
+    template.has_resource_properties("AWS::EFS::FileSystem", {"Encrypted": True, "BackupPolicy": {"Status": "ENABLED"}})
+    access_point = {
+        "RootDirectory": Match.object_like({"Path": "/models"}),
+        "PosixUser": {"Uid": "1000", "Gid": "1000"},
+    }
+    template.has_resource_properties("AWS::EFS::AccessPoint", access_point)
+
+
+def test_lambda_is_an_image_mounting_the_models(template: Template) -> None:
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "PackageType": "Image", "MemorySize": 3008, "Timeout": 29, "ReservedConcurrentExecutions": 10,
+        "Environment": {"Variables": {"MODEL_ROOT": "/mnt/models", "MODEL_NAME": "vit_base_patch16_224",
+                                      "MODEL_VARIANT": "auto"}},
+        "FileSystemConfigs": [Match.object_like({"LocalMountPath": "/mnt/models"})],
+        "VpcConfig": Match.any_value(),
+    })  # fmt: skip
+
+
+def test_api_takes_images_with_keys_throttling_and_access_logs(template: Template) -> None:
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {
+        "BinaryMediaTypes": Match.array_with(["image/*"])})  # fmt: skip
+    template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+        "MethodSettings": Match.array_with(
+            [Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})]
+        ),
+    })  # fmt: skip
+    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
+        "Throttle": {"RateLimit": 20, "BurstLimit": 40}, "Quota": {"Limit": 10000, "Period": "DAY"}})  # fmt: skip
+    template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    methods = [m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()
+               if m["Properties"]["HttpMethod"] != "OPTIONS"]  # fmt: skip
+    assert len(methods) == 4
+    assert all(m["ApiKeyRequired"] for m in methods)
+
+
+def test_every_log_group_has_a_retention(template: Template) -> None:
+    groups = resources(template, "AWS::Logs::LogGroup").values()
+    assert len(groups) >= 5
+    assert {g["Properties"]["RetentionInDays"] for g in groups} == {30}
+
+
+def test_alarms_dashboard_and_budget(template: Template) -> None:
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    names = {a["AlarmDescription"].removeprefix("MHIST: ") for a in alarms}
+    assert names == {"LambdaErrors", "LambdaThrottles", "LambdaP99Duration", "Api5xx", "ApiLatency", "DbCpu",
+                     "DbFreeStorage", "MlflowStatusCheck", "MlflowCpu", "ServiceStatusCheck", "ServiceCpu"}  # fmt: skip
+    assert all(a["AlarmActions"] for a in alarms)
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml-alerts@example.com"}
+    )
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    (budget,) = resources(template, "AWS::Budgets::Budget").values()
+    notes = budget["Properties"]["NotificationsWithSubscribers"]
+    assert sorted(n["Notification"]["Threshold"] for n in notes) == [80, 100]
+    assert budget["Properties"]["Budget"]["BudgetLimit"] == {"Amount": 150, "Unit": "USD"}
+
+
+def test_outputs_say_where_everything_is(template: Template) -> None:
+    outputs = template.find_outputs("*")
+    assert {"ApiUrl", "ApiKeyId", "ServiceUrl", "MlflowUrl", "MlflowPortForward", "ArtifactBucket"} <= set(outputs)
+
+
+def test_sync_function_is_notified_of_the_serving_prefix(template: Template) -> None:
+    template.has_resource_properties("Custom::S3BucketNotifications", {
+        "NotificationConfiguration": {"LambdaFunctionConfigurations": [Match.object_like({
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "serving/"}]}}})]}})  # fmt: skip
+
+
+def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_path: Path) -> None:
+    context = {**CONTEXT}
+    app = cdk.App(context=context, outdir=str(tmp_path / "clean"))
+    MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()  # raises on any unacknowledged finding
+
+    bad = cdk.App(context=context, outdir=str(tmp_path / "bad"))
+    stack = MhistStack(bad, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    open_sg = ec2.SecurityGroup(stack, "Open", vpc=stack.network.vpc, description="deliberately open")
+    open_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(22))
+    Validations.of(bad).add_plugins(AwsSolutionsChecks(bad))
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        bad.synth()
+    report = json.loads((tmp_path / "bad" / "validation-report.json").read_text())
+    rules = {v["ruleName"] for v in report["pluginReports"][0]["violations"]}
+    assert "AwsSolutions-EC23" in rules
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"allowed_cidrs": ["0.0.0.0/0"]}, "whole internet"),
+        ({"allowed_cidrs": []}, "allowed_cidrs is empty"),
+        ({"allowed_cidrs": ["10.0.0/8"]}, "not a CIDR block"),
+        ({"alarm_email": "nobody"}, "not an e-mail address"),
+        ({"lambda_timeout_s": 60}, "API Gateway's limit"),
+        ({"log_retention_days": 31}, "log_retention_days must be one of"),
+        ({"instance_tpye": "t3.small"}, r"unknown key\(s\) \['instance_tpye'\]"),
+    ],
+)
+def test_bad_settings_are_named(overrides: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        StackSettings.from_context({**CONTEXT["mhist"], **overrides})
+
+
+def test_cdk_synth_through_the_pinned_cli_and_cfn_lint(tmp_path: Path) -> None:
+    cli = REPO / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "run `npm ci` (make venv does) to install the pinned CDK CLI"
+    out = tmp_path / "cdk.out"
+    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-o", str(out)], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=500)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "WARNING" not in result.stderr
+    template = out / "MhistMlops.template.json"
+    lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_workflows_are_valid_and_deploy_without_stored_keys() -> None:
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         *map(str, workflows)], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    import yaml
+
+    ci = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    commands = " ".join(step.get("run", "") for step in ci["jobs"]["test"]["steps"])
+    assert all(target in commands for target in ("make lint", "make test", "make synth"))
+    deploy_text = (REPO / ".github" / "workflows" / "deploy.yml").read_text()
+    deploy = yaml.safe_load(deploy_text)
+    assert deploy["permissions"]["id-token"] == "write"
+    steps = deploy["jobs"]["deploy"]["steps"]
+    credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
+    assert "role-to-assume" in credentials["with"]
+    assert "aws-access-key-id" not in deploy_text
