@@ -44,6 +44,7 @@ class MhistStack(Stack):
             db_backup_days=s.db_backup_days,
             db_deletion_protection=s.db_deletion_protection,
             noncurrent_days=s.artifact_noncurrent_days,
+            log_retention=retention,
         )
         store = ModelStore(self, "Models", vpc=vpc, subnets=network.private)
         api = LambdaApi(

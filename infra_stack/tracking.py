@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
@@ -48,6 +49,7 @@ class Tracking(Construct):
         db_backup_days: int,
         db_deletion_protection: bool,
         noncurrent_days: int,
+        log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = _bucket(self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED)
@@ -92,6 +94,10 @@ class Tracking(Construct):
         role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
         self.bucket.grant_read_write(role)
         self.database.secret.grant_read(role)
+        self.log_group = logs.LogGroup(
+            self, "ServerLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.log_group.grant_write(role)
         script = s3_assets.Asset(self, "ServerScript", path=str(ASSETS / "mlflow_server.sh"))
         requirements = s3_assets.Asset(self, "ServerRequirements", path=str(REQUIREMENTS))
         for asset in (script, requirements):
@@ -111,6 +117,7 @@ class Tracking(Construct):
             .replace("__DB_HOST__", self.database.db_instance_endpoint_address)
             .replace("__BUCKET__", self.bucket.bucket_name)
             .replace("__PORT__", str(port))
+            .replace("__LOG_GROUP__", self.log_group.log_group_name)
             .splitlines()
         )
         self.server = ec2.Instance(

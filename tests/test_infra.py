@@ -128,6 +128,8 @@ def test_mlflow_user_data_runs_the_tracking_server_script(template: Template) ->
     assert "systemctl enable --now mlflow.service" in user_data
     assert "postgresql+psycopg2://mlflow:" in user_data
     assert "secretsmanager get-secret-value" in user_data
+    assert "amazon-cloudwatch-agent-ctl" in user_data  # its log goes to CloudWatch Logs
+    assert "/var/log/mlflow/server.log" in user_data
 
 
 def test_models_live_on_encrypted_backed_up_efs_with_an_access_point(template: Template) -> None:
@@ -169,7 +171,7 @@ def test_api_takes_images_with_keys_throttling_and_access_logs(template: Templat
 
 def test_every_log_group_has_a_retention(template: Template) -> None:
     groups = resources(template, "AWS::Logs::LogGroup").values()
-    assert len(groups) >= 5
+    assert len(groups) == 6  # flow logs, Lambda, API access, MLflow server, service, sync function
     assert {g["Properties"]["RetentionInDays"] for g in groups} == {30}
 
 

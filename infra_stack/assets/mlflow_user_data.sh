@@ -1,6 +1,6 @@
 # MLflow server bootstrap (Amazon Linux 2023). Placeholders __X__ are filled in by infra_stack/tracking.py.
 set -euo pipefail
-dnf install -y python3.11 python3.11-pip jq
+dnf install -y python3.11 python3.11-pip jq amazon-cloudwatch-agent
 python3.11 -m venv /opt/mlflow/venv
 /opt/mlflow/venv/bin/pip install --no-cache-dir -r /opt/mlflow/requirements.txt
 chmod 755 /opt/mlflow/mlflow_server.sh
@@ -32,9 +32,19 @@ EnvironmentFile=/etc/mlflow.env
 ExecStart=/opt/mlflow/mlflow_server.sh
 Restart=always
 RestartSec=5
+StandardOutput=append:/var/log/mlflow/server.log
+StandardError=append:/var/log/mlflow/server.log
 
 [Install]
 WantedBy=multi-user.target
 UNIT
+mkdir -p /var/log/mlflow && chown mlflow /var/log/mlflow
+cat > /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json <<CW
+{"logs": {"logs_collected": {"files": {"collect_list": [
+  {"file_path": "/var/log/mlflow/server.log", "log_group_name": "__LOG_GROUP__", "log_stream_name": "{instance_id}"}
+]}}}}
+CW
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+  -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json
 systemctl daemon-reload
 systemctl enable --now mlflow.service
