@@ -10,7 +10,6 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_efs as efs
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -18,6 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
+from infra_stack.instances import add_script, hardened_instance, session_manager_role
 from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, cdk_assets, managed, objects_of
 
 REPO = Path(__file__).parent.parent
@@ -171,8 +171,7 @@ class Ec2Service(Construct):
         )
         for cidr in allowed_cidrs:
             self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"inference from {cidr}")
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        role = session_manager_role(self, "Role")
         image.repository.grant_pull(role)
         compose.grant_read(role)
         log_group.grant_write(role)
@@ -181,34 +180,21 @@ class Ec2Service(Construct):
         user_data.add_s3_download_command(
             bucket=compose.bucket, bucket_key=compose.s3_object_key, local_file="/opt/inference/docker-compose.yml"
         )
-        user_data.add_commands(
-            *(Path(__file__).parent / "assets" / "service_user_data.sh")
-            .read_text()
-            .replace("__FS_ID__", file_system.file_system_id)
-            .replace("__AP_ID__", access_point.access_point_id)
-            .replace("__IMAGE__", image.image_uri)
-            .replace("__LOG_GROUP__", log_group.log_group_name)
-            .replace("__MODEL_NAME__", model_name)
-            .replace("__MODEL_VARIANT__", model_variant)
-            .replace("__PORT__", str(port))
-            .splitlines()
+        add_script(
+            user_data,
+            "service_user_data.sh",
+            FS_ID=file_system.file_system_id,
+            AP_ID=access_point.access_point_id,
+            IMAGE=image.image_uri,
+            LOG_GROUP=log_group.log_group_name,
+            MODEL_NAME=model_name,
+            MODEL_VARIANT=model_variant,
+            PORT=str(port),
         )
-        self.instance = ec2.Instance(
-            self,
-            "Instance",
-            vpc=vpc,
-            vpc_subnets=subnets,
-            instance_type=ec2.InstanceType(instance_type),
-            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-            security_group=self.security_group,
-            role=role,
-            user_data=user_data,
-            require_imdsv2=True,
-            detailed_monitoring=True,
-            block_devices=[
-                ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(30, encrypted=True))
-            ],
-        )
+        self.instance = hardened_instance(
+            self, "Instance", vpc=vpc, subnets=subnets, instance_type=instance_type,
+            security_group=self.security_group, role=role, user_data=user_data, disk_gb=30,
+        )  # fmt: skip
         file_system.connections.allow_default_port_from(self.instance, "NFS from the inference service")
         self.port = port
         acknowledge = acknowledger(self)

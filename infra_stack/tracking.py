@@ -7,16 +7,15 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from infra_stack.instances import ASSETS, add_script, hardened_instance, session_manager_role
 from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, cdk_assets, managed, objects_of
 
-ASSETS = Path(__file__).parent / "assets"
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
 
 
@@ -90,8 +89,7 @@ class Tracking(Construct):
         )
         for cidr in allowed_cidrs:
             self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"MLflow from {cidr}")
-        role = iam.Role(self, "ServerRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        role = session_manager_role(self, "ServerRole")
         self.bucket.grant_read_write(role)
         self.database.secret.grant_read(role)
         self.log_group = logs.LogGroup(
@@ -110,32 +108,19 @@ class Tracking(Construct):
         user_data.add_s3_download_command(
             bucket=requirements.bucket, bucket_key=requirements.s3_object_key, local_file="/opt/mlflow/requirements.txt"
         )
-        user_data.add_commands(
-            *(ASSETS / "mlflow_user_data.sh")
-            .read_text()
-            .replace("__SECRET_ARN__", self.database.secret.secret_arn)
-            .replace("__DB_HOST__", self.database.db_instance_endpoint_address)
-            .replace("__BUCKET__", self.bucket.bucket_name)
-            .replace("__PORT__", str(port))
-            .replace("__LOG_GROUP__", self.log_group.log_group_name)
-            .splitlines()
+        add_script(
+            user_data,
+            "mlflow_user_data.sh",
+            SECRET_ARN=self.database.secret.secret_arn,
+            DB_HOST=self.database.db_instance_endpoint_address,
+            BUCKET=self.bucket.bucket_name,
+            PORT=str(port),
+            LOG_GROUP=self.log_group.log_group_name,
         )
-        self.server = ec2.Instance(
-            self,
-            "Server",
-            vpc=vpc,
-            vpc_subnets=public,
-            instance_type=ec2.InstanceType(instance_type),
-            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-            security_group=self.security_group,
-            role=role,
-            user_data=user_data,
-            require_imdsv2=True,
-            detailed_monitoring=True,
-            block_devices=[
-                ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(20, encrypted=True))
-            ],
-        )
+        self.server = hardened_instance(
+            self, "Server", vpc=vpc, subnets=public, instance_type=instance_type,
+            security_group=self.security_group, role=role, user_data=user_data, disk_gb=20,
+        )  # fmt: skip
         self.database.connections.allow_default_port_from(self.server, "MLflow server to PostgreSQL")
         self.port = port
         acknowledge = acknowledger(self)
