@@ -19,6 +19,16 @@ def session_manager_role(scope: Construct, construct_id: str) -> iam.Role:
     return role
 
 
+def allowed_networks_only(
+    scope: Construct, construct_id: str, *, vpc: ec2.IVpc, what: str, port: int, cidrs: tuple[str, ...]
+) -> ec2.SecurityGroup:
+    """A security group whose only ingress is ``port`` from each of ``cidrs`` (never 0.0.0.0/0: settings refuse it)."""
+    group = ec2.SecurityGroup(scope, construct_id, vpc=vpc, description=f"{what} from the allowed networks only")
+    for cidr in cidrs:
+        group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"{what} from {cidr}")
+    return group
+
+
 def add_script(user_data: ec2.UserData, name: str, **values: str) -> None:
     """Append ``assets/<name>`` to the user data, each ``__KEY__`` replaced by ``values[KEY]``."""
     text = (ASSETS / name).read_text()

@@ -17,7 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
-from infra_stack.instances import add_script, hardened_instance, session_manager_role
+from infra_stack.instances import add_script, allowed_networks_only, hardened_instance, session_manager_role
 from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, cdk_assets, managed, objects_of
 
 REPO = Path(__file__).parent.parent
@@ -166,11 +166,9 @@ class Ec2Service(Construct):
         image = ecr_assets.DockerImageAsset(self, "Image", **_image("inference/Dockerfile.server"))
         compose = s3_assets.Asset(self, "Compose", path=str(REPO / "inference" / "docker-compose.yml"))
         log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.security_group = ec2.SecurityGroup(
-            self, "Sg", vpc=vpc, description="The inference service from the allowed networks only"
+        self.security_group = allowed_networks_only(
+            self, "Sg", vpc=vpc, what="The inference service", port=port, cidrs=allowed_cidrs
         )
-        for cidr in allowed_cidrs:
-            self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"inference from {cidr}")
         role = session_manager_role(self, "Role")
         image.repository.grant_pull(role)
         compose.grant_read(role)

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from infra_stack.instances import ASSETS, add_script, hardened_instance, session_manager_role
+from infra_stack.instances import ASSETS, add_script, allowed_networks_only, hardened_instance, session_manager_role
 from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, cdk_assets, managed, objects_of
 
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
@@ -84,11 +84,9 @@ class Tracking(Construct):
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
 
-        self.security_group = ec2.SecurityGroup(
-            self, "ServerSg", vpc=vpc, description="MLflow UI/API from the allowed networks only"
+        self.security_group = allowed_networks_only(
+            self, "ServerSg", vpc=vpc, what="MLflow UI/API", port=port, cidrs=allowed_cidrs
         )
-        for cidr in allowed_cidrs:
-            self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"MLflow from {cidr}")
         role = session_manager_role(self, "ServerRole")
         self.bucket.grant_read_write(role)
         self.database.secret.grant_read(role)
