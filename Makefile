@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
 
-.PHONY: venv demo demo-data test lint ui serve synth clean
+.PHONY: venv demo demo-data test lint ui serve frontend synth clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements/*.txt package-lock.json
@@ -44,6 +44,11 @@ serve: venv
 	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
 	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) WEB_CONCURRENCY=2 \
 		$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
+
+# make frontend: the Streamlit app on 127.0.0.1:8501, talking to `make serve` (and the Lambda API if set).
+frontend: venv
+	EC2_SERVICE_URL=$${EC2_SERVICE_URL:-http://127.0.0.1:8080} MHIST_ROOT=$${MHIST_ROOT:-$(DEMO_DATA)} \
+		$(VENV)/bin/streamlit run frontend/app.py --server.address 127.0.0.1 --browser.gatherUsageStats false
 
 # make synth: the CloudFormation template into cdk.out/, cdk-nag checked, then cfn-lint.
 synth: venv

@@ -88,3 +88,15 @@ def s3_server(log: Path) -> Iterator[str]:
     command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     with process(command, url, {**os.environ, **S3_KEYS}, log):
         yield url
+
+
+def gunicorn(store: Path, log: Path, **env: str) -> tuple[contextmanager, str]:
+    """The real serving stack (inference/gunicorn_conf.py) on a free loopback port: (context, base URL)."""
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    port = free_port()
+    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
+                   "MODEL_ROOT": str(store), **env}  # fmt: skip
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(repo / "inference" / "gunicorn_conf.py")]
+    return process(command, f"http://127.0.0.1:{port}/health", environment, log), f"http://127.0.0.1:{port}"

@@ -19,8 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO
-from tests.servers import free_port, process
+from tests.servers import gunicorn
 from training.onnx_export import write_metadata
 
 pytestmark = pytest.mark.slow
@@ -43,22 +42,9 @@ def jpeg(seed: int = 0) -> bytes:
 
 
 def start(store: Path, log: Path, **env: str):  # noqa: ANN201
-    port = free_port()
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "MODEL_ROOT": str(store),
-        "MODEL_NAME": MODEL,
-        "MODEL_VARIANT": "fp32",
-        "MAX_IMAGE_BYTES": str(MAX_BYTES),
-        "MAX_BATCH": "4",
-        "MODEL_RELOAD_CHECK_SECONDS": "0.2",
-        **env,
-    }
-    command = [str(BIN / "gunicorn"), "-c", str(REPO / "inference" / "gunicorn_conf.py")]
-    return process(command, f"http://127.0.0.1:{port}/health", environment, log), f"http://127.0.0.1:{port}"
+    settings = {"MODEL_NAME": MODEL, "MODEL_VARIANT": "fp32", "MAX_IMAGE_BYTES": str(MAX_BYTES), "MAX_BATCH": "4",
+                "MODEL_RELOAD_CHECK_SECONDS": "0.2"}  # fmt: skip
+    return gunicorn(store, log, **{**settings, **env})
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,124 @@
+"""The Streamlit app against the real gunicorn service on 127.0.0.1: AppTest for the pages, and
+headless Chromium (Debian's package, driven by Playwright) for an upload end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from frontend import client
+from tests.conftest import REPO
+from tests.servers import free_port, gunicorn, process
+
+pytestmark = pytest.mark.slow
+APP = str(REPO / "frontend" / "app.py")
+MODEL = "mlp-64-32"
+
+
+@pytest.fixture(scope="module")
+def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    context, url = gunicorn(model_store, tmp_path_factory.mktemp("front") / "gunicorn.log", MODEL_NAME=MODEL)
+    with context:
+        yield url
+
+
+@pytest.fixture
+def app(service: str, small_root: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("EC2_SERVICE_URL", service)
+    monkeypatch.setenv("MHIST_ROOT", str(small_root))
+    monkeypatch.delenv("LAMBDA_API_URL", raising=False)
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_random_labelled_image_is_predicted_and_judged(app: AppTest) -> None:
+    at = app.run()
+    images = next(r for r in at.main.radio if r.label == "Images")
+    images.set_value("Random image from a labelled folder").run()
+    assert not at.exception
+    text = markdown(at)
+    assert "EC2 service: **" in text
+    assert "threshold" in text
+    assert any(word in text for word in ("true positive", "false positive", "true negative", "false negative"))
+    assert len(at.get("image")) == 2  # the slide, and where its probability sits against the threshold
+
+
+def test_compare_sends_to_every_backend_and_reports_latency(app: AppTest) -> None:
+    at = app.run()
+    at.sidebar.radio[0].set_value("Compare").run()
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    next(b for b in at.button if b.label == "Send to every backend").click().run()
+    assert not at.exception
+    assert at.metric[0].label == "Backends agree"
+    assert at.metric[0].value == "1 of 1 images"
+    assert any("p50" in m.value and "first call" in m.value for m in at.markdown)
+    assert len(at.dataframe[0].value) == 1
+
+
+def test_model_card_and_about(app: AppTest) -> None:
+    at = app.run()
+    at.sidebar.radio[0].set_value("Model card").run()
+    assert any(MODEL in s.value for s in at.subheader)
+    at.sidebar.radio[0].set_value("About").run()
+    assert not at.exception
+    assert any("Class balance" in s.value for s in at.subheader)
+
+
+def test_unreachable_backend_is_a_readable_error(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EC2_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    assert not at.exception
+    assert any("cannot reach http://127.0.0.1:" in e.value for e in at.error)
+
+
+def test_client_turns_api_refusals_into_messages(service: str) -> None:
+    backend = client.Backend("EC2 service", service)
+    answer = client.predict(backend, b"not an image")
+    assert not answer.ok
+    assert answer.error.startswith("400 invalid_image: the body is not a readable image")
+    assert client.percentile([10, 20, 30, 40], 0.5) == 25
+    assert client.outcome("SSA", "HP") == "false negative"
+    assert [b.name for b in client.backends_from_env({"LAMBDA_API_URL": "https://x/prod/predict"})] == [
+        "EC2 service", "Lambda API"]  # fmt: skip
+    assert client.backends_from_env({"LAMBDA_API_URL": "https://x/prod/predict"})[1].url == "https://x/prod"
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_upload_in_a_real_browser(service: str, small_root: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = {**os.environ, "EC2_SERVICE_URL": service, "MHIST_ROOT": str(small_root)}
+    command = [sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    image = sorted((small_root / "images").iterdir())[0]
+    with (
+        process(command, f"http://127.0.0.1:{port}/_stcore/health", env, tmp_path / "streamlit.log"),
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+        page.locator('input[type="file"]').set_input_files(str(image))
+        page.get_by_text("EC2 service: ").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)  # let the chart render before the picture
+        text = page.inner_text("body")
+        shot = tmp_path / "frontend.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert "threshold" in text
+    assert image.name in text
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("SAVE_SCREENSHOT"):
+        shutil.copy(shot, os.environ["SAVE_SCREENSHOT"])
