@@ -33,8 +33,20 @@ CONTENT_TYPES = {
 }
 
 st.set_page_config(page_title="MHIST classifier", layout="wide")
-backends = client.backends_from_env()
-root = Path(os.environ.get("MHIST_ROOT", "demo_data"))
+
+
+def settings() -> dict[str, str]:
+    """Endpoints from .streamlit/secrets.toml, overridden by environment variables of the same names."""
+    try:
+        secrets = {key: str(value) for key, value in st.secrets.items()}
+    except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        secrets = {}
+    return {**secrets, **os.environ}
+
+
+config = settings()
+backends = client.backends_from_env(config)
+root = Path(config.get("MHIST_ROOT", "demo_data"))
 
 
 def probability_bar(probability: float, threshold: float) -> plt.Figure:

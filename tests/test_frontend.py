@@ -80,6 +80,21 @@ def test_unreachable_backend_is_a_readable_error(app: AppTest, monkeypatch: pyte
     assert any("cannot reach http://127.0.0.1:" in e.value for e in at.error)
 
 
+def test_endpoints_can_come_from_streamlit_secrets(service: str, small_root: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv("EC2_SERVICE_URL", raising=False)
+    monkeypatch.delenv("MHIST_ROOT", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["EC2_SERVICE_URL"] = service
+    at.secrets["MHIST_ROOT"] = str(small_root)
+    at.secrets["LAMBDA_API_URL"] = f"http://127.0.0.1:{free_port()}/prod/predict"
+    at.run()
+    assert service in at.sidebar.caption[0].value
+    assert "Lambda API: http://127.0.0.1:" in at.sidebar.caption[0].value
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    assert "EC2 service: **" in markdown(at)
+
+
 def test_client_turns_api_refusals_into_messages(service: str) -> None:
     backend = client.Backend("EC2 service", service)
     answer = client.predict(backend, b"not an image")
