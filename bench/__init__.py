@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and write results. Never part of the test run."""
