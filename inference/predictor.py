@@ -6,6 +6,7 @@ comes from the ONNX file's metadata: nothing is configured twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,21 +40,35 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+@functools.lru_cache(maxsize=32)
+def _int8_servable(path: str, identity: tuple[int, int, int]) -> bool:
+    """The int8 file's gate verdict, read once per version of the file (``identity`` changes with it)."""
+    try:
+        meta = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception as error:  # noqa: BLE001 - a bad int8 file falls back to fp32, loudly
+        log.warning("cannot read %s (%s); using fp32", path, error)
+        return False
+    servable = meta.custom_metadata_map.get("servable") == "true"
+    if not servable:
+        log.info("%s is not marked servable; using fp32", path)
+    return servable
+
+
 def resolve_model_path(root: Path, model_name: str, variant: Variant = "auto") -> Path:
-    """``<root>/<model_name>/model.onnx`` or ``model.int8.onnx``; ``auto`` takes int8 where its gate passed."""
+    """``<root>/<model_name>/model.onnx`` or ``model.int8.onnx``; ``auto`` takes int8 where its gate passed.
+
+    Called on every reload check, so the int8 verdict is cached per file version, not re-read.
+    """
     folder = root / model_name
     if variant != "auto":
         return folder / FILES[variant]
     int8 = folder / FILES["int8"]
-    if int8.is_file():
-        try:
-            meta = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).get_modelmeta()
-            if meta.custom_metadata_map.get("servable") == "true":
-                return int8
-            log.info("%s is not marked servable; using fp32", int8)
-        except Exception as error:  # noqa: BLE001 - a bad int8 file falls back to fp32, loudly
-            log.warning("cannot read %s (%s); using fp32", int8, error)
-    return folder / FILES["fp32"]
+    try:
+        stat = int8.stat()
+    except OSError:
+        return folder / FILES["fp32"]
+    identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return int8 if _int8_servable(str(int8), identity) else folder / FILES["fp32"]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,24 @@ def test_auto_takes_int8_only_where_its_gate_passed(model_store: Path, tmp_path:
     assert resolve_model_path(store, MODEL, "int8") == int8
 
 
+def test_auto_reads_the_int8_verdict_once_per_file_version(model_store: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The reload check runs every second: it must not load the int8 model each time."""
+    import onnxruntime as ort
+
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    int8 = store / MODEL / "model.int8.onnx"
+    write_metadata(int8, {**read_metadata(int8), "servable": "true"})
+    sessions = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: sessions.append(a) or real(*a, **k))
+    for _ in range(5):
+        assert resolve_model_path(store, MODEL) == int8
+    assert len(sessions) == 1
+    write_metadata(int8, {**read_metadata(int8), "servable": "false"})  # a new version of the file
+    assert resolve_model_path(store, MODEL) == store / MODEL / "model.onnx"
+
+
 def test_a_model_without_metadata_is_refused_by_name(model_store: Path, tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     shutil.copy(model_store / MODEL / "model.onnx", path)
