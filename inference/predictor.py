@@ -116,13 +116,18 @@ class Predictor:
     def version(self) -> str:
         return self.metadata.get("mlflow_run_id", "")
 
-    @property
+    @functools.cached_property
     def threshold(self) -> float:
         return float(self.metadata["threshold"])
 
-    @property
+    @functools.cached_property
     def input_size(self) -> int:
         return int(json.loads(self.metadata["input_size"])[-1])
+
+    @functools.cached_property
+    def normalization(self) -> tuple[list[float], list[float]]:
+        """(mean, std) from the metadata, parsed once per loaded model rather than per request."""
+        return json.loads(self.metadata["mean"]), json.loads(self.metadata["std"])
 
     def card(self) -> dict[str, Any]:
         """The model card: metadata with its JSON values decoded."""
@@ -146,7 +151,7 @@ class Predictor:
 
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         self.check(images)
-        mean, std = json.loads(self.metadata["mean"]), json.loads(self.metadata["std"])
+        mean, std = self.normalization
         batch = np.stack(
             [to_input(decode(data, max_pixels=self.limits.max_pixels), self.input_size, mean, std) for data in images]
         )
