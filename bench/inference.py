@@ -1,21 +1,21 @@
 """Inference speed on this machine: PyTorch eager, onnxruntime fp32 and int8, per model and batch.
 
-    python -m bench.inference --models vit_base_patch16_224 mlp --batches 1 8 --out bench/results
+    python -m bench.inference --models vit_base_patch16_224 mlp --batches 1 8
 
 Each row is printed beside its physical floor, measured in the same run: for the ViT its FLOPs
 over the machine's measured fp32 matmul rate; for the MLP at batch 1, its weight bytes over the
-measured memory bandwidth. Latency does not depend on the weights' values, so the models are
-built with random weights (no download). Writes ``inference.json`` and ``inference.md``.
+measured memory bandwidth. Each ceiling is the best of several probes, in PyTorch and in
+onnxruntime itself (its MLAS kernels are what the ONNX rows run on), so a floor is never slower
+than what the machine showed it can do. Writes ``inference.json`` and ``inference.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import resource
 import statistics
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,56 +23,85 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from training import onnx_export as ox
-from training.networks import MlpClassifier, TimmClassifier, count_parameters
+from bench.common import (
+    MODEL_CACHE,
+    RESULTS,
+    build_network,
+    describe,
+    machine,
+    markdown_table,
+    model_store,
+    timed,
+    write_result,
+)
+from training.networks import count_parameters
+
+RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8")
 
 
-def timed(fn, *, repeats: int, warmup: int = 2) -> list[float]:  # noqa: ANN001
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
+def _ort_matmul(m: int, k: int, n: int) -> Callable[[], object]:
+    """One onnxruntime MatMul of ``[m, k] x [k, n]`` with the weight as an initializer, as in the models."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [weight],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    return lambda: session.run(None, {"x": x})
 
 
-def matmul_gflops(size: int = 3072, repeats: int = 8) -> float:
-    """Best fp32 rate of a large multithreaded matmul: the ceiling a ViT's GEMMs work against."""
+def matmul_gflops(repeats: int = 8) -> dict[str, float]:
+    """fp32 rate of large multithreaded matmuls: a square one in PyTorch, and in onnxruntime a
+    square one and one of a ViT-B MLP layer at batch 8 (1576 tokens x 768 -> 3072)."""
+    size = 3072
     a, b = torch.randn(size, size), torch.randn(size, size)
-    best = min(timed(lambda: a @ b, repeats=repeats))
-    return 2 * size**3 / best / 1e9
+    rates = {"torch 3072^3": 2 * size**3 / min(timed(lambda: a @ b, repeats=repeats)) / 1e9}
+    for label, (m, k, n) in {
+        "onnxruntime 3072^3": (size, size, size),
+        "onnxruntime 1576x768x3072": (1576, 768, 3072),
+    }.items():
+        rates[label] = 2 * m * k * n / min(timed(_ort_matmul(m, k, n), repeats=repeats)) / 1e9
+    return rates
 
 
-def memory_gbps(megabytes: int = 1024, repeats: int = 8) -> float:
-    """Read bandwidth over a buffer far larger than the caches, on all threads: the faster of a sum
-    and an fp32 matrix-vector product (the MLP at batch 1 reads every weight once per image)."""
-    rows = megabytes * 1024 * 1024 // 4 // 4096
-    matrix, vector = torch.randn(rows, 4096), torch.randn(4096)
-    best = min(min(timed(matrix.sum, repeats=repeats)), min(timed(lambda: torch.mv(matrix, vector), repeats=repeats)))
-    return matrix.numel() * 4 / best / 1e9
+def _torch_read_rates(rows: int, columns: int, repeats: int) -> dict[str, float]:
+    matrix, vector = torch.randn(rows, columns), torch.randn(columns)
+    nbytes = matrix.numel() * 4
+    return {
+        "torch sum": nbytes / min(timed(matrix.sum, repeats=repeats)) / 1e9,
+        "torch gemv": nbytes / min(timed(lambda: torch.mv(matrix, vector), repeats=repeats)) / 1e9,
+    }
 
 
-def build(name: str) -> torch.nn.Module:
-    if name == "mlp":
-        return MlpClassifier().eval()
-    if name == "mlp-small":
-        return MlpClassifier(hidden_sizes=(64, 32)).eval()
-    return TimmClassifier(name, pretrained=False).eval()
+def memory_gbps(megabytes: int = 1024, repeats: int = 8) -> dict[str, float]:
+    """Read bandwidth over a buffer far larger than the caches, on all threads: a sum and a
+    matrix-vector product in PyTorch, and a vector-matrix MatMul in onnxruntime (the MLP at
+    batch 1 reads every weight once per image, this way)."""
+    columns = 4096
+    rows = megabytes * 1024 * 1024 // 4 // columns
+    rates = _torch_read_rates(rows, columns, repeats)
+    rates["onnxruntime 1 x K x N"] = (
+        rows * columns * 4 / min(timed(_ort_matmul(1, rows, columns), repeats=repeats)) / 1e9
+    )
+    return rates
 
 
-def vit_flops(name: str) -> float:
+def vit_flops(net: torch.nn.Module) -> float:
     """Forward FLOPs per image (2 x multiply-adds), counted by torch's FLOP counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = build(name)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net(torch.randn(1, 3, 224, 224))
     return float(counter.get_total_flops())
 
 
-def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: np.ndarray):  # noqa: ANN201
+def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: np.ndarray) -> Callable[[], Any]:
     """One forward pass of the batch in PyTorch eager (no session) or onnxruntime."""
     if session is not None:
         return lambda: session.run(None, {"image": images})
@@ -85,26 +114,28 @@ def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: n
     return run
 
 
-def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str, float], work: Path) -> list[dict]:
-    net = build(name)
-    fp32 = ox.export_onnx(net, work / name / "model.onnx", 224)
-    int8 = ox.quantize_int8(fp32, work / name / "model.int8.onnx")
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str, float], store: Path) -> list[dict]:
+    net = build_network(name)
+    folder = model_store([name], store) / name
     is_mlp = name.startswith("mlp")
     floor_s = (
         count_parameters(net) * 4 / (ceilings["memory_gbps"] * 1e9)
         if is_mlp
-        else vit_flops(name) / (ceilings["matmul_gflops"] * 1e9)
+        else vit_flops(net) / (ceilings["matmul_gflops"] * 1e9)
     )
     rows = []
-    for runtime in ("pytorch", "onnx-fp32", "onnx-int8"):
-        path = {"onnx-fp32": fp32, "onnx-int8": int8}.get(runtime)
+    for runtime in RUNTIMES:
+        path = {"onnx-fp32": folder / "model.onnx", "onnx-int8": folder / "model.int8.onnx"}.get(runtime)
         started = time.perf_counter()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
         load_s = time.perf_counter() - started if path else float("nan")
         for batch in batches:
             images = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
-            run = runner(net, session, images)
-            samples = timed(run, repeats=repeats)
+            samples = timed(runner(net, session, images), repeats=repeats)
             per_image = [s / batch for s in samples]
             floor = floor_s if not is_mlp or batch == 1 else float("nan")
             rows.append({
@@ -114,28 +145,29 @@ def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str,
                 "images_per_s": batch / statistics.median(samples),
                 "size_mb": (path.stat().st_size if path else count_parameters(net) * 4) / 1e6,
                 "load_s": load_s,
+                "peak_rss_mb": peak_rss_mb(),
                 "floor_ms_per_image": floor * 1000,
+                "vs_floor": statistics.median(per_image) / floor if floor == floor else float("nan"),
                 "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
             })  # fmt: skip
+        del session
     return rows
 
 
 def markdown(result: dict) -> str:
     c = result["ceilings"]
-    lines = [
-        f"Measured on {result['machine']} ({result['cpus']} CPUs), {result['date']}: "
-        f"fp32 matmul {c['matmul_gflops']:.0f} GFLOP/s, memory read {c['memory_gbps']:.1f} GB/s.",
-        "",
-        "| model | runtime | batch | median ms/img | p95 ms/img | img/s | floor ms/img | size MB | load s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['model']} | {r['runtime']} | {r['batch']} | {r['median_ms_per_image']:.1f} | "
-            f"{r['p95_ms_per_image']:.1f} | {r['images_per_s']:.1f} | {r['floor_ms_per_image']:.1f} | "
-            f"{r['size_mb']:.0f} | {r['load_s']:.2f} |"
-        )
-    return "\n".join(lines).replace("| nan |", "| - |") + "\n"
+    header = (
+        f"Measured on {describe(result['machine'])}, {result['machine']['date']}: fp32 matmul "
+        f"{c['matmul_gflops']:.0f} GFLOP/s, memory read {c['memory_gbps']:.1f} GB/s (best probes).\n\n"
+    )
+    rows = [
+        (r["model"], r["runtime"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"], r["images_per_s"],
+         r["floor_ms_per_image"], r["vs_floor"], r["size_mb"], r["load_s"], r["peak_rss_mb"])
+        for r in result["rows"]
+    ]  # fmt: skip
+    headers = ("model", "runtime", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img", "x floor",
+               "size MB", "load s", "peak RSS MB")  # fmt: skip
+    return header + markdown_table(headers, rows, digits=2).replace(".00 |", " |")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -143,24 +175,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--probe-mb", type=int, default=1024, help="bandwidth probe size (far above the caches)")
+    parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    ceilings = {"matmul_gflops": matmul_gflops(), "memory_gbps": memory_gbps()}
+    probes = {"matmul_gflops": matmul_gflops(), "memory_gbps": memory_gbps(args.probe_mb)}
+    ceilings = {key: max(values.values()) for key, values in probes.items()}
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            rows += bench_model(name, args.batches, args.repeats, ceilings, Path(tmp))
-    result = {
-        "machine": platform.processor() or platform.machine(),
-        "cpus": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d"),
-        "ceilings": ceilings,
-        "rows": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "inference.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "inference.md").write_text(markdown(result))
-    print(markdown(result))
+    for name in args.models:
+        rows += bench_model(name, args.batches, args.repeats, ceilings, args.store)
+    result = {"machine": machine(), "ceilings": ceilings, "probes": probes, "rows": rows}
+    table = markdown(result)
+    write_result(args.out, "inference", result, table)
+    print(table)
     return result
 
 

@@ -9,10 +9,10 @@ pools do not survive a fork.
 import json
 import os
 
-from inference.predictor import available_cpus
+from inference.service import default_workers
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", max(1, available_cpus() // 2)))
+workers = int(os.environ.get("WEB_CONCURRENCY", default_workers()))
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
 wsgi_app = "inference.server:create_app()"

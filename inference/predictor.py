@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Predictor:
     metadata: dict[str, str]
     limits: Limits = field(default_factory=Limits)
     load_seconds: float = 0.0
+    _run_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, path: Path, *, threads: int | None = None, limits: Limits | None = None) -> Predictor:
@@ -155,7 +157,8 @@ class Predictor:
         batch = np.stack(
             [to_input(decode(data, max_pixels=self.limits.max_pixels), self.input_size, mean, std) for data in images]
         )
-        return self.session.run(["probability"], {"image": batch})[0].astype(float)
+        with self._run_lock:  # one run at a time: the session's threads already use every core it was given
+            return self.session.run(["probability"], {"image": batch})[0].astype(float)
 
     def predict(self, images: Sequence[bytes]) -> list[dict[str, Any]]:
         """One answer per image: probability, label by the model's threshold, threshold, model, time."""

@@ -19,6 +19,11 @@ from inference.predictor import Limits, Predictor, Variant, available_cpus, reso
 log = logging.getLogger(__name__)
 
 
+def default_workers() -> int:
+    """Two cores per gunicorn worker: onnxruntime already spreads one request over its cores."""
+    return max(1, available_cpus() // 2)
+
+
 @dataclass(frozen=True)
 class ServingConfig:
     model_root: Path

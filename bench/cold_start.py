@@ -1,0 +1,140 @@
+"""Cold start of the serving process: process start to first prediction, fp32 and int8.
+
+    python -m bench.cold_start --models vit_base_patch16_224 mlp --variants int8 fp32 --repeats 5
+
+Two front doors, each a fresh process per repeat:
+- ``lambda``: ``python -m bench.first_prediction`` imports the Lambda handler (init: imports and
+  the model load) and answers one API Gateway v2 event. Goal: under 1.5 s for the ViT int8 model,
+  so that a Lambda cold start is dominated by AWS, not by us.
+- ``gunicorn``: the real EC2 service (``inference/gunicorn_conf.py``) from launch to the first
+  200 on ``POST /predict``.
+The model files are read from the page cache after the first repeat; on EFS the first read of a
+fresh environment is slower, by the file size over EFS throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench.common import MODEL_CACHE, RESULTS, describe, machine, markdown_table, model_store, sample_png, write_result
+from tests.servers import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+PHASES = ("interpreter_s", "imports_s", "init_s", "load_s", "first_request_s")
+GOAL_S = {("vit_base_patch16_224", "int8"): 1.5}
+
+
+def lambda_cold_start(store: Path, name: str, variant: str, image: Path, timeout: float = 120) -> dict:
+    """One fresh process answering one event; the clock starts before the process is created."""
+    env = {**os.environ, "MODEL_ROOT": str(store), "MODEL_NAME": name, "MODEL_VARIANT": variant,
+           "PYTHONPATH": str(REPO), "POWERTOOLS_METRICS_NAMESPACE": "MHIST"}  # fmt: skip
+    launched_wall, launched = time.time(), time.perf_counter()
+    with subprocess.Popen([sys.executable, "-m", "bench.first_prediction", str(image)], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:  # fmt: skip
+        for line in child.stdout:
+            if line.startswith("FIRST_PREDICTION "):
+                total = time.perf_counter() - launched
+                report = json.loads(line.split(" ", 1)[1])
+                break
+        else:
+            raise RuntimeError(f"the {name} {variant} process exited without a prediction (code {child.wait()})")
+        child.wait(timeout=timeout)
+    if report["status"] != 200:
+        raise RuntimeError(f"the {name} {variant} handler answered {report['status']}")
+    keys = ("imports_s", "init_s", "load_s", "first_request_s", "file")
+    return {"total_s": total, "interpreter_s": report["main_started_at"] - launched_wall} | {k: report[k] for k in keys}
+
+
+def gunicorn_cold_start(store: Path, name: str, variant: str, png: bytes, log: Path, timeout: float = 120) -> dict:
+    """The EC2 service from launch to its first successful prediction (polled every 10 ms)."""
+    port = free_port()
+    env = {**os.environ, "MODEL_ROOT": str(store), "MODEL_NAME": name, "MODEL_VARIANT": variant,
+           "PYTHONPATH": str(REPO), "BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "warning"}  # fmt: skip
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "inference" / "gunicorn_conf.py")]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict", data=png, headers={"Content-Type": "image/png"}
+    )
+    launched = time.perf_counter()
+    with log.open("w") as handle:
+        server = subprocess.Popen(command, env=env, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        while time.perf_counter() - launched < timeout:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {server.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    if response.status == 200:
+                        return {"total_s": time.perf_counter() - launched}
+            except (urllib.error.URLError, ConnectionError):  # not listening, or the model not ready (503)
+                time.sleep(0.01)
+        raise TimeoutError(f"gunicorn gave no prediction within {timeout} s; see {log}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def markdown(result: dict) -> str:
+    rows = []
+    for r in result["rows"]:
+        goal = GOAL_S.get((r["model"], r["variant"])) if r["door"] == "lambda" else None
+        verdict = "-" if goal is None else f"< {goal} s: {'met' if r['median_s'] < goal else 'MISSED'}"
+        phases = [r.get(key, "-") for key in PHASES]
+        rows.append((r["model"], r["variant"], r["door"], r["median_s"], r["max_s"], *phases, verdict))
+    headers = ("model", "variant", "front door", "median s", "max s", "interpreter s", "imports s", "init s",
+               "of which load s", "first request s", "goal")  # fmt: skip
+    return (
+        f"Process start to first prediction, {result['repeats']} fresh processes each, on "
+        f"{describe(result['machine'])}, {result['machine']['date']}.\n\n" + markdown_table(headers, rows, digits=2)
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
+    parser.add_argument("--variants", nargs="+", choices=("fp32", "int8"), default=["int8", "fp32"])
+    parser.add_argument("--doors", nargs="+", choices=("lambda", "gunicorn"), default=["lambda", "gunicorn"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    store = model_store(args.models, args.store).resolve()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "image.png"
+        image.write_bytes(sample_png())
+        for name in args.models:
+            for variant in args.variants:
+                for door in args.doors:
+                    runs = [
+                        lambda_cold_start(store, name, variant, image)
+                        if door == "lambda"
+                        else gunicorn_cold_start(store, name, variant, image.read_bytes(), Path(tmp) / "gunicorn.log")
+                        for _ in range(args.repeats)
+                    ]
+                    totals = [run["total_s"] for run in runs]
+                    row = {"model": name, "variant": variant, "door": door, "median_s": statistics.median(totals),
+                           "max_s": max(totals), "runs": runs}  # fmt: skip
+                    for key in PHASES:
+                        if key in runs[0]:
+                            row[key] = statistics.median(run[key] for run in runs)
+                    rows.append(row)
+                    print(f"{name} {variant} {door}: median {row['median_s']:.2f} s over {args.repeats}", flush=True)
+    result = {"machine": machine(), "repeats": args.repeats, "rows": rows}
+    table = markdown(result)
+    write_result(args.out, "cold_start", result, table)
+    print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""What every benchmark shares: timing, the machine's description, result files, and model files.
+
+Latency does not depend on the weights' values, so benchmarks use randomly initialised models
+(no download) exported exactly as training exports them, metadata included, so that the serving
+stack loads them as it would a trained model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path("bench/results")
+MODEL_CACHE = Path("outputs/bench/models")
+RANDOM_WEIGHTS_RUN = "bench-random-weights"
+
+
+def timed(fn: Callable[[], object], *, repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds per call, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, p95 and p99 in milliseconds (``nan`` for no samples)."""
+    if not seconds:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": float(statistics.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    """Where a number was measured: CPU model, the CPUs this process may use, memory, GPU if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = float("nan")
+    from inference.predictor import available_cpus
+
+    return {"cpu": cpu, "cpus": available_cpus(), "memory_gib": round(memory_gib, 1), "gpu": _gpu_name(),
+            "date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version()}  # fmt: skip
+
+
+def _gpu_name() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def describe(info: dict[str, Any]) -> str:
+    """One line naming the machine, for the top of every table."""
+    where = f"{info['cpu']}, {info['cpus']} CPUs, {info['memory_gib']} GiB"
+    return f"{where}, GPU {info['gpu']}" if info.get("gpu") else where
+
+
+def write_result(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
+    """``<out>/<stem>.json`` and ``<stem>.md``, each replaced whole (a crash leaves the last good one)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", table)):
+        partial = out / f".{stem}{suffix}.partial"
+        partial.write_text(text)
+        partial.replace(out / f"{stem}{suffix}")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, digits: int = 1) -> str:
+    """A Markdown table; floats rounded, NaN shown as ``-``, numeric columns right-aligned."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "-" if value != value else f"{value:.{digits}f}"
+        return str(value)
+
+    numeric = [bool(rows) and all(isinstance(r[i], int | float) for r in rows) for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def build_network(name: str):  # noqa: ANN201 - torch is imported only by the benchmarks that need it
+    """``mlp`` (the seeds' 360M MLP), ``mlp-small`` (for smoke tests), or any timm name."""
+    from training.networks import MlpClassifier, TimmClassifier
+
+    if name == "mlp":
+        return MlpClassifier().eval()
+    if name == "mlp-small":
+        return MlpClassifier(hidden_sizes=(64, 32)).eval()
+    return TimmClassifier(name, pretrained=False).eval()
+
+
+def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
+    """``<root>/<name>/model.onnx`` + ``model.int8.onnx`` as training exports them (random weights).
+
+    Built once and kept (an export of ViT-B/16 takes a minute); a half-built folder is never used.
+    """
+    for name in names:
+        folder = root / name
+        if (folder / "model.onnx").is_file() and (folder / "model.int8.onnx").is_file():
+            continue
+        partial = root / f".{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        _export_random(name, partial)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return root
+
+
+def _export_random(name: str, folder: Path) -> None:
+    from training import onnx_export as ox
+    from training.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    print(f"exporting a random-weight {name} to {folder.parent / name} (once)", flush=True)
+    fp32 = ox.export_onnx(build_network(name), folder / "model.onnx", 224)
+    int8 = ox.quantize_int8(fp32, folder / "model.int8.onnx")
+    metadata = ox.base_metadata(model_name=name, threshold=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                input_size=224, run_id=RANDOM_WEIGHTS_RUN, metrics={})  # fmt: skip
+    ox.write_metadata(fp32, {**metadata, "precision": "fp32", "servable": "true"})
+    ox.write_metadata(int8, {**metadata, "precision": "int8", "servable": "true"})  # speed only: no gate
+
+
+def sample_png(seed: int = 0, size: int = 224) -> bytes:
+    """A 224x224 RGB PNG like an MHIST tile (noise: decoding cost does not depend on content much)."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

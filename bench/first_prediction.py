@@ -1,0 +1,48 @@
+"""Runs in a fresh process for ``bench.cold_start``: import the Lambda handler, answer one request.
+
+Only the standard library is imported before the handler, so the process pays exactly what a
+Lambda cold start pays on our side: interpreter, imports, model load, first prediction. Prints
+one line ``FIRST_PREDICTION {json}``; everything else on stdout is the handler's own logging.
+
+    MODEL_ROOT=... MODEL_NAME=... MODEL_VARIANT=int8 python -m bench.first_prediction image.png
+"""
+
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+CONTEXT = SimpleNamespace(
+    function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="cold-start-benchmark",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
+)  # fmt: skip
+
+
+def main() -> None:
+    wall_started = time.time()
+    body = base64.b64encode(Path(sys.argv[1]).read_bytes()).decode()
+    event = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
+             "headers": {"content-type": "image/png"}, "body": body, "isBase64Encoded": True}  # fmt: skip
+    started = time.perf_counter()
+    import inference.lambda_handler as function  # the init phase: imports and the model load
+
+    imports_s = time.perf_counter() - started - function.INIT_SECONDS
+    started = time.perf_counter()
+    response = function.handler(event, CONTEXT)
+    first_request_s = time.perf_counter() - started
+    predictor = function.holder.predictor
+    print("FIRST_PREDICTION " + json.dumps({
+        "status": response["statusCode"],
+        "main_started_at": wall_started,
+        "imports_s": imports_s,
+        "init_s": function.INIT_SECONDS,
+        "load_s": predictor.load_seconds if predictor else None,
+        "file": predictor.path.name if predictor else None,
+        "first_request_s": first_request_s,
+    }), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

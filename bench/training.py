@@ -1,0 +1,219 @@
+"""Training throughput: images/s of a training step, per model and phase, loader alone and step alone.
+
+    python -m bench.training --configs vit.yaml mlp.yaml                 # CPU here, the configured batch
+    python -m bench.training --configs vit.yaml --accelerator gpu --channels-last --compile
+
+Three measurements per config and fine-tuning phase (head only, then all weights):
+- ``loader``: the configured train DataLoader alone (decode, augment, collate; its workers);
+- ``step``: the Lightning training step alone (forward, loss, backward, optimizer) on a batch
+  already in memory, at the configured precision;
+- ``fit``: both together, as ``fit.py`` runs them.
+Data loading is not the bottleneck when ``loader`` images/s is above ``step``'s and ``fit`` is
+close to ``step``. Models have random weights (speed does not depend on them); images are the
+generated demo set at 224 px unless ``--data-root`` names the MHIST folder. The scheduler is
+switched off because no validation runs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch.utils.data import DataLoader, Dataset
+
+from bench.common import RESULTS, describe, machine, markdown_table, write_result
+from training.cli import MhistCLI, resolve_config_names
+from training.datamodule import MhistDataModule
+from training.demo_data import generate_demo_dataset
+from training.finetuning import FreezeThenUnfreeze
+
+PHASES = {"head only": 10**6, "all weights": 0}  # FreezeThenUnfreeze.unfreeze_at_epoch per phase
+
+
+class StepTimer(Callback):
+    """Seconds per step (batch start to end) and between step ends (loading included)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.steps, self.intervals, self.images = warmup, [], [], []
+        self._started = self._last_end = 0.0
+
+    @staticmethod
+    def _now(module: LightningModule) -> float:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:  # noqa: ANN401
+        self._started = self._now(pl_module)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,  # noqa: ANN401
+                           batch_idx: int) -> None:  # fmt: skip
+        ended = self._now(pl_module)
+        if trainer.global_step > self.warmup:
+            self.steps.append(ended - self._started)
+            self.intervals.append(ended - self._last_end)
+            self.images.append(len(batch[0]))
+        self._last_end = ended
+
+
+class SameBatch(Dataset):
+    """One collated batch, served ``length`` times (``batch_size=None``): the step without loading."""
+
+    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.batch
+
+
+def instantiate(config: str, data_root: Path, batch_size: int | None) -> tuple[LightningModule, MhistDataModule, dict]:
+    """Model and data module exactly as ``fit.py`` builds them from the config, random weights."""
+    args = resolve_config_names(["--config", config])
+    raw = yaml.safe_load(Path(args[1]).read_text())
+    args += ["--data.root", str(data_root), "--trainer.logger", "false", "--model.scheduler", "none"]
+    if raw["model"]["net"]["class_path"].endswith("TimmClassifier"):
+        args += ["--model.net.init_args.pretrained", "false"]
+    if batch_size:
+        args += ["--data.batch_size", str(batch_size)]
+    cli = MhistCLI(args=args)
+    return cli.model, cli.datamodule, {"config": Path(args[1]).name, "trainer": raw.get("trainer", {}),
+                                       "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch}  # fmt: skip
+
+
+def loader_alone(data: MhistDataModule, steps: int) -> dict:
+    """Images/s of the train loader alone, after its first batch (worker start-up, reported apart)."""
+    data.setup("fit")
+    started = time.perf_counter()
+    batches = iter(data.train_dataloader())
+    first = next(batches)
+    first_s = time.perf_counter() - started
+    times, images = [], 0
+    for _ in range(steps):
+        started = time.perf_counter()
+        images_batch, _ = next(batches)
+        times.append(time.perf_counter() - started)
+        images += len(images_batch)
+    return {"mode": "loader", "images_per_s": images / sum(times), "ms_per_step": statistics.median(times) * 1000,
+            "first_batch_s": first_s, "batch_size": len(first[0])}  # fmt: skip
+
+
+def trainer_for(args: argparse.Namespace, precision: str, phase: str, steps: int, timer: StepTimer) -> Trainer:
+    return Trainer(
+        accelerator=args.accelerator, devices=1, precision=precision, max_steps=steps, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False, limit_val_batches=0,
+        num_sanity_val_steps=0, callbacks=[FreezeThenUnfreeze(unfreeze_at_epoch=PHASES[phase]), timer],
+    )  # fmt: skip
+
+
+def timed_fit(
+    model: LightningModule, data: MhistDataModule, args: argparse.Namespace, precision: str, phase: str, mode: str
+) -> dict:
+    """``step``: the same in-memory batch every step; ``fit``: the real loader. Warm-up steps untimed."""
+    BaseFinetuning.make_trainable(model.net)  # the previous phase may have frozen the backbone
+    steps = args.warmup + args.steps
+    timer = StepTimer(args.warmup)
+    trainer = trainer_for(args, precision, phase, steps, timer)
+    fitted = torch.compile(model) if args.compile else model
+    if mode == "step":
+        batch = next(iter(data.train_dataloader()))
+        if args.channels_last:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
+        trainer.fit(fitted, train_dataloaders=DataLoader(SameBatch(batch, steps), batch_size=None))
+    else:
+        trainer.fit(fitted, datamodule=data)
+    seconds = timer.steps if mode == "step" else timer.intervals
+    peak = torch.cuda.max_memory_allocated() / 2**30 if model.device.type == "cuda" else float("nan")
+    return {"mode": mode, "images_per_s": sum(timer.images) / sum(seconds), "batch_size": data.hparams.batch_size,
+            "ms_per_step": statistics.median(seconds) * 1000, "peak_gpu_gib": peak}  # fmt: skip
+
+
+def bench_config(config: str, args: argparse.Namespace, data_root: Path) -> list[dict]:
+    model, data, info = instantiate(config, data_root, args.batch_size)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    phases = list(PHASES) if info["unfreeze_at_epoch"] > 0 else ["all weights"]
+    precision = args.precision or str(info["trainer"].get("precision", "32-true"))
+    rows = []
+    for phase in phases:
+        for mode in args.modes:
+            if mode == "loader" and phase != phases[0]:
+                continue  # the loader does not depend on the phase
+            result = (
+                loader_alone(data, args.steps)
+                if mode == "loader"
+                else timed_fit(model, data, args, precision, phase, mode)
+            )
+            rows.append({"config": info["config"], "model": model.model_name, "phase": phase, "precision": precision,
+                         **result})  # fmt: skip
+            print(f"{info['config']} {phase} {mode}: {result['images_per_s']:.1f} images/s", flush=True)
+    return rows
+
+
+def markdown(result: dict) -> str:
+    s = result["settings"]
+    precision = s["precision"] or "as configured"
+    header = (
+        f"Training throughput on {describe(result['machine'])}, {result['machine']['date']}: accelerator "
+        f"{s['accelerator']}, precision {precision}, channels-last {s['channels_last']}, compile {s['compile']}, "
+        f"{s['steps']} timed steps after {s['warmup']} warm-up.\n\n"
+    )
+    headers = ("config", "model", "phase", "measured", "precision", "batch", "images/s", "ms/step", "peak GPU GiB")
+    rows = [
+        (r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
+         r["precision"] if r["mode"] != "loader" else "-", r["batch_size"],
+         r["images_per_s"], r["ms_per_step"], r.get("peak_gpu_gib", float("nan")))
+        for r in result["rows"]
+    ]  # fmt: skip
+    return header + markdown_table(headers, rows)
+
+
+def demo_data(root: Path, images: int) -> Path:
+    """Generated 224 px images in the MHIST layout, enough for the loader; kept for the next run."""
+    if not (root / "annotations.csv").exists():
+        generate_demo_dataset(root, n_train=images, n_test=8)
+    return root
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["vit.yaml", "mlp.yaml"])
+    parser.add_argument("--modes", nargs="+", choices=("loader", "step", "fit"), default=["loader", "step", "fit"])
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default=None, help="default: the config's (bf16-mixed in vit.yaml, mlp.yaml)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the module (compiles in the warm-up)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rows = []
+    for config in args.configs:
+        raw = yaml.safe_load(Path(resolve_config_names(["--config", config])[1]).read_text())
+        batch = args.batch_size or int(raw.get("data", {}).get("batch_size", 64))
+        data_root = args.data_root or demo_data(Path("outputs/bench") / f"train-data-{batch}",
+                                                 int((args.steps + args.warmup + 2) * batch / 0.8) + 1)  # fmt: skip
+        rows += bench_config(config, args, data_root)
+    settings = {
+        k: getattr(args, k) for k in ("accelerator", "precision", "channels_last", "compile", "steps", "warmup")
+    }
+    result = {"machine": machine(), "settings": settings, "rows": rows}
+    table = markdown(result)
+    write_result(args.out, "training", result, table)
+    print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()
