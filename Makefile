@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
 
-.PHONY: venv demo demo-data test lint ui serve frontend synth clean
+.PHONY: venv demo demo-data test lint ui serve frontend synth bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements/*.txt package-lock.json
@@ -54,6 +54,14 @@ frontend: venv
 synth: venv
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk synth --no-notices -q
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+# make bench: every benchmark on this machine, then the comparison report (about 30 minutes on 2 CPUs).
+bench: venv
+	$(PY) -m bench.inference
+	$(PY) -m bench.cold_start
+	$(PY) -m bench.serving
+	$(PY) -m bench.training
+	$(PY) -m bench.report --tracking-uri $(STORE) --readme README.md
 
 clean:
 	rm -rf outputs $(DEMO_DATA)

@@ -1,19 +1,24 @@
-"""Runs in a fresh process for ``bench.cold_start``: import the Lambda handler, answer one request.
+"""Runs in a fresh process for ``bench.cold_start``: import the Lambda handler, answer requests.
 
 Only the standard library is imported before the handler, so the process pays exactly what a
-Lambda cold start pays on our side: interpreter, imports, model load, first prediction. Prints
-one line ``FIRST_PREDICTION {json}``; everything else on stdout is the handler's own logging.
+Lambda cold start pays on our side: interpreter, imports, model load, first prediction. Then a
+few warm requests (what a warm invocation bills) and the process's peak memory (what the Lambda's
+memory setting must hold). Prints one line ``FIRST_PREDICTION {json}``; everything else on
+stdout is the handler's own logging.
 
     MODEL_ROOT=... MODEL_NAME=... MODEL_VARIANT=int8 python -m bench.first_prediction image.png
 """
 
 import base64
 import json
+import resource
+import statistics
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+WARM_REQUESTS = 5
 CONTEXT = SimpleNamespace(
     function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="cold-start-benchmark",
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
@@ -32,15 +37,24 @@ def main() -> None:
     started = time.perf_counter()
     response = function.handler(event, CONTEXT)
     first_request_s = time.perf_counter() - started
+    first_answered_at = time.time()
+    warm = []
+    for _ in range(WARM_REQUESTS):  # what a warm invocation bills
+        started = time.perf_counter()
+        function.handler(event, CONTEXT)
+        warm.append(time.perf_counter() - started)
     predictor = function.holder.predictor
     print("FIRST_PREDICTION " + json.dumps({
         "status": response["statusCode"],
         "main_started_at": wall_started,
+        "first_answered_at": first_answered_at,
         "imports_s": imports_s,
         "init_s": function.INIT_SECONDS,
         "load_s": predictor.load_seconds if predictor else None,
         "file": predictor.path.name if predictor else None,
         "first_request_s": first_request_s,
+        "warm_request_s": statistics.median(warm),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }), flush=True)  # fmt: skip
 
 

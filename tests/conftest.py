@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -40,15 +41,21 @@ def small_copy(small_root: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_store(small_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store (``<root>/<model_name>/model.onnx`` + int8) holding a tiny trained, exported MLP."""
+def trained(small_root: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A tiny MLP trained and exported by ``fit.py``: ``root`` (its MLflow store is ``root/mlflow.db``)
+    and ``export`` (the export folder)."""
     from training.fit import main
 
     out = tmp_path_factory.mktemp("trained")
     args = ["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(out)]
     args += ["--trainer.max_epochs", "2", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false"]
     trainer = main(args)
-    exported = Path(trainer.checkpoint_callback.best_model_path).parent.parent / "export" / "model"
+    return SimpleNamespace(root=out, export=Path(trainer.checkpoint_callback.best_model_path).parent.parent / "export")
+
+
+@pytest.fixture(scope="session")
+def model_store(trained: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store (``<root>/<model_name>/model.onnx`` + int8) holding the tiny trained, exported MLP."""
     store = tmp_path_factory.mktemp("models")
-    shutil.copytree(exported, store / "mlp-64-32")
+    shutil.copytree(trained.export / "model", store / "mlp-64-32")
     return store

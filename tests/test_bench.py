@@ -1,14 +1,16 @@
-"""Benchmarks are never part of the test run; this proves each one works at a tiny size."""
+"""Benchmarks are never part of the test run; this proves each one works at a tiny size, and that
+the report turns their results and a real MLflow run into its files, a README block and an MLflow run."""
 
 from __future__ import annotations
 
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench import cold_start, inference, serving, training
+from bench import cold_start, inference, report, serving, training
 from bench.common import model_store
 
 
@@ -18,43 +20,69 @@ def bench_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_store(["mlp-small"], tmp_path_factory.mktemp("bench-models"))
 
 
-def test_inference_benchmark_runs_and_writes_its_table(bench_store: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder every benchmark below writes into, as ``bench/results`` is."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def inference_result(bench_store: Path, results: Path) -> dict:
     args = ["--models", "mlp-small", "--batches", "1", "2", "--repeats", "2", "--probe-mb", "64"]
-    result = inference.main([*args, "--store", str(bench_store), "--out", str(tmp_path)])
-    rows = json.loads((tmp_path / "inference.json").read_text())["rows"]
+    return inference.main([*args, "--store", str(bench_store), "--out", str(results)])
+
+
+@pytest.fixture(scope="module")
+def cold_start_result(bench_store: Path, results: Path) -> dict:
+    args = ["--models", "mlp-small", "--variants", "int8", "--repeats", "1", "--store", str(bench_store)]
+    return cold_start.main([*args, "--out", str(results)])
+
+
+@pytest.fixture(scope="module")
+def serving_result(bench_store: Path, results: Path) -> dict:
+    args = ["--models", "mlp-small", "--variant", "int8", "--concurrency", "1", "2", "--seconds", "1"]
+    return serving.main([*args, "--store", str(bench_store), "--out", str(results)])
+
+
+@pytest.fixture(scope="module")
+def training_result(small_root: Path, results: Path) -> dict:
+    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--steps", "2", "--data-root", str(small_root)]
+    return training.main([*args, "--out", str(results)])
+
+
+def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, results: Path) -> None:
+    rows = json.loads((results / "inference.json").read_text())["rows"]
     assert [(r["runtime"], r["batch"]) for r in rows] == [(rt, b) for rt in inference.RUNTIMES for b in (1, 2)]
     assert all(r["median_ms_per_image"] > 0 and r["images_per_s"] > 0 for r in rows)
-    assert result["ceilings"]["matmul_gflops"] == max(result["probes"]["matmul_gflops"].values()) > 0
-    assert result["ceilings"]["memory_gbps"] == max(result["probes"]["memory_gbps"].values()) > 0
-    assert any(name.startswith("onnxruntime") for name in result["probes"]["matmul_gflops"])
-    table = (tmp_path / "inference.md").read_text()
+    ceilings, probes = inference_result["ceilings"], inference_result["probes"]
+    assert ceilings["matmul_gflops"] == max(probes["matmul_gflops"].values()) > 0
+    assert ceilings["memory_gbps"] == max(probes["memory_gbps"].values()) > 0
+    assert any(name.startswith("onnxruntime") for name in probes["matmul_gflops"])
+    table = (results / "inference.md").read_text()
     assert "| mlp-small | onnx-int8 | 1 |" in table
     assert "floor ms/img" in table
-    assert "AMD" in table or "CPUs" in table
 
 
-def test_cold_start_benchmark_times_fresh_processes(bench_store: Path, tmp_path: Path) -> None:
-    args = ["--models", "mlp-small", "--variants", "int8", "--repeats", "1", "--store", str(bench_store)]
-    result = cold_start.main([*args, "--out", str(tmp_path)])
-    rows = {row["door"]: row for row in result["rows"]}
+def test_cold_start_benchmark_times_fresh_processes(cold_start_result: dict, results: Path) -> None:
+    rows = {row["door"]: row for row in cold_start_result["rows"]}
     assert set(rows) == {"lambda", "gunicorn"}
     lam = rows["lambda"]
     assert lam["runs"][0]["file"] == "model.int8.onnx"
     assert 0 < lam["load_s"] <= lam["init_s"] < lam["median_s"]
     assert lam["interpreter_s"] + lam["imports_s"] + lam["init_s"] + lam["first_request_s"] <= lam["median_s"] * 1.05
+    assert lam["warm_request_s"] > 0
+    assert lam["peak_rss_mb"] > 50  # numpy, onnxruntime and the model are in it
     assert rows["gunicorn"]["median_s"] > 0
-    assert "| mlp-small | int8 | lambda |" in (tmp_path / "cold_start.md").read_text()
+    assert "| mlp-small | int8 | lambda |" in (results / "cold_start.md").read_text()
 
 
-def test_serving_benchmark_loads_gunicorn_without_failures(bench_store: Path, tmp_path: Path) -> None:
-    args = ["--models", "mlp-small", "--concurrency", "1", "2", "--seconds", "1", "--store", str(bench_store)]
-    result = serving.main([*args, "--out", str(tmp_path)])
-    (model,) = result["models"]
+def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict, results: Path) -> None:
+    (model,) = serving_result["models"]
     assert [level["concurrency"] for level in model["levels"]] == [1, 2]
     assert model["failures"] == 0
     assert all(level["requests"] > 0 and level["p50_ms"] <= level["p99_ms"] for level in model["levels"])
     assert all(level["server_p50_ms"] > 0 and level["raw_per_s"] > 0 for level in model["levels"])
-    assert "goal >= 90%" in (tmp_path / "serving.md").read_text()
+    assert "goal >= 90%" in (results / "serving.md").read_text()
 
 
 def test_closed_loop_counts_failures_and_keeps_going() -> None:
@@ -72,11 +100,95 @@ def test_closed_loop_counts_failures_and_keeps_going() -> None:
     assert set(level["failure_examples"]) == {"ConnectionError: refused", "HTTP 503: busy"}
 
 
-def test_training_benchmark_measures_loader_step_and_fit(small_root: Path, tmp_path: Path) -> None:
-    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--steps", "2", "--data-root", str(small_root)]
-    result = training.main([*args, "--out", str(tmp_path)])
-    assert [(r["phase"], r["mode"]) for r in result["rows"]] == [
+def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, results: Path) -> None:
+    assert [(r["phase"], r["mode"]) for r in training_result["rows"]] == [
         ("all weights", "loader"), ("all weights", "step"), ("all weights", "fit")
     ]  # fmt: skip
-    assert all(r["images_per_s"] > 0 and r["batch_size"] == 4 for r in result["rows"])
-    assert "| demo-mlp.yaml |" in (tmp_path / "training.md").read_text()
+    assert all(r["images_per_s"] > 0 and r["batch_size"] == 4 for r in training_result["rows"])
+    assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+def test_lambda_cost_by_hand() -> None:
+    prices = report.Prices(lambda_memory_mb=2048, cold_start_fraction=0.0)
+    # 0.1004 s bills as 101 ms; 2 GB x 0.101 s x $0.0000166667 = $3.3667e-6 a request
+    expected = 0.101 * 2 * 0.0000166667 * 1e6 + 0.20 + 3.50
+    assert report.lambda_usd_per_million(0.1004, 5.0, prices) == pytest.approx(expected)
+    with_init = report.lambda_usd_per_million(0.1004, 5.0, report.Prices(lambda_memory_mb=2048))
+    assert with_init == pytest.approx(expected + 0.01 * 5.0 * 2 * 0.0000166667 * 1e6)
+
+
+def test_lambda_duration_scales_only_down_to_fewer_vcpus() -> None:
+    assert report.lambda_duration_s(0.1, 2, 1769) == pytest.approx(0.2)  # one vCPU for work measured on two
+    assert report.lambda_duration_s(0.1, 2, 3538) == pytest.approx(0.1)
+    assert report.lambda_duration_s(0.1, 2, 10240) == pytest.approx(0.1)  # never assumed faster
+    assert report.lambda_vcpus(10240) == 6.0
+
+
+def test_ec2_cost_and_break_even_by_hand() -> None:
+    prices = report.Prices(ec2_usd_per_hour=0.36)
+    assert report.ec2_usd_per_million(100, prices) == pytest.approx(0.36 / 360_000 * 1e6)  # $1 per million
+    assert report.ec2_usd_per_million(100, prices, utilization=0.1) == pytest.approx(10.0)
+    assert report.break_even_per_month(4.0, prices) == pytest.approx(0.36 * 730 / 4.0 * 1e6)
+
+
+def test_readme_block_is_replaced_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\nbefore\n{report.README_START}\nold\n{report.README_END}\nafter\n")
+    report.update_readme(readme, "new table")
+    assert readme.read_text() == f"# x\nbefore\n{report.README_START}\nnew table\n{report.README_END}\nafter\n"
+    readme.write_text("# no block\n")
+    with pytest.raises(SystemExit, match="report:start"):
+        report.update_readme(readme, "new table")
+    assert readme.read_text() == "# no block\n"
+
+
+def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
+    inference_result: dict, cold_start_result: dict, serving_result: dict, training_result: dict,
+    results: Path, trained: SimpleNamespace, tmp_path: Path,
+) -> None:  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{trained.root}/mlflow.db"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\n{report.README_END}\n")
+    out = tmp_path / "report"
+    made = report.main(["--results", str(results), "--tracking-uri", uri, "--out", str(out), "--readme", str(readme),
+                        "--ec2-usd-per-hour", "0.5"])  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "| mlp-64-32 |" in text  # quality from the trained run
+    assert "| mlp-small | onnx-int8 | 1 |" in text  # latency from the benchmark
+    assert "Not run yet" not in text
+    for plot in ("quality.png", "latency.png", "cost.png"):
+        assert (out / plot).stat().st_size > 5000
+        assert f"]({plot})" in text
+    assert text.count("met:") + text.count("MISSED:") >= 4
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    (cost,) = made["costs"]
+    assert cost["ec2_usd_per_million"] == pytest.approx(
+        report.ec2_usd_per_million(max(lv["throughput_per_s"] for lv in serving_result["models"][0]["levels"]),
+                                   report.Prices(ec2_usd_per_hour=0.5)))  # fmt: skip
+    assert cost["lambda_usd_per_million"] > 3.70  # requests and API Gateway alone
+    block = readme.read_text()
+    assert block.startswith(f"intro\n{report.README_START}\n")
+    assert "| Lambda $/M |" in block
+    assert "#### Goals" in block
+    assert "![" not in block  # the plots stay in the report: the results folder is not committed
+    client = MlflowClient(uri)
+    run = client.get_run(made["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["ec2_usd_per_hour"] == "0.5"
+    assert run.data.tags["source_run.mlp-64-32"] == made["runs"][0]["run_id"]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/cost.png"} <= logged
+
+
+def test_report_without_benchmarks_or_runs_says_what_to_run(tmp_path: Path) -> None:
+    made = report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{tmp_path}/empty.db",
+                        "--out", str(tmp_path / "report"), "--no-mlflow"])  # fmt: skip
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Not run yet: `python -m bench.inference`" in text
+    assert "No exported MLflow run found" in text
+    assert made["mlflow_run_id"] is None

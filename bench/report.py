@@ -1,0 +1,447 @@
+"""The comparison report: ViT against MLP, PyTorch against ONNX, Lambda against EC2, from measurements.
+
+    python -m bench.report [--tracking-uri sqlite:///outputs/mlflow.db] [--readme README.md]
+
+Gathers the latest benchmark results (``bench/results/*.json``) and the newest exported MLflow run
+of each model into ``report.md`` and ``report.html`` (plots embedded), logs them to the MLflow
+experiment ``mhist-comparison`` as a run of their own, and with ``--readme`` replaces the block
+between ``<!-- report:start -->`` and ``<!-- report:end -->`` in the README with the summary.
+Costs come from measured durations, memory and throughput and from AWS's list prices, which are
+named parameters (``Prices``), each overridable on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, describe, markdown_table
+
+BENCHMARKS = ("inference", "cold_start", "serving", "training")
+QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
+LAMBDA_MB_PER_VCPU = 1769  # Lambda gives one full vCPU at 1,769 MB, in proportion below and above
+README_START, README_END = "<!-- report:start -->", "<!-- report:end -->"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """AWS list prices (us-east-1, on demand, x86) and the deployment's settings that cost depends on."""
+
+    lambda_usd_per_gb_s: float = 0.0000166667
+    lambda_usd_per_million_requests: float = 0.20
+    api_gateway_usd_per_million_requests: float = 3.50  # REST API, first 333 million a month
+    ec2_usd_per_hour: float = 0.08925  # c7i.large, the service instance in cdk.json
+    lambda_memory_mb: int = 3008  # cdk.json lambda_memory_mb
+    cold_start_fraction: float = 0.01  # invocations that pay an init phase (billed since August 2025)
+
+
+# --- pure cost arithmetic ------------------------------------------------------------------------
+
+
+def lambda_vcpus(memory_mb: int) -> float:
+    return min(6.0, memory_mb / LAMBDA_MB_PER_VCPU)
+
+
+def lambda_duration_s(measured_s: float, measured_cpus: int, memory_mb: int) -> float:
+    """A duration measured on ``measured_cpus`` cores, on a Lambda of ``memory_mb``: slower in
+    proportion where the Lambda has fewer vCPUs (compute-bound work), never assumed faster."""
+    return measured_s * max(1.0, measured_cpus / lambda_vcpus(memory_mb))
+
+
+def lambda_usd_per_million(duration_s: float, init_s: float, prices: Prices) -> float:
+    """Compute (billed per ms) + requests + API Gateway, with a share of invocations paying init."""
+    gb = prices.lambda_memory_mb / 1024
+    billed_s = math.ceil(duration_s * 1000) / 1000 + prices.cold_start_fraction * init_s
+    compute = billed_s * gb * prices.lambda_usd_per_gb_s * 1e6
+    return compute + prices.lambda_usd_per_million_requests + prices.api_gateway_usd_per_million_requests
+
+
+def ec2_usd_per_million(throughput_per_s: float, prices: Prices, utilization: float = 1.0) -> float:
+    """The instance's hourly price over the predictions it serves in that hour at ``utilization``."""
+    return prices.ec2_usd_per_hour / (throughput_per_s * utilization * 3600) * 1e6
+
+
+def break_even_per_month(lambda_per_million: float, prices: Prices, hours: float = 730) -> float:
+    """Predictions a month above which an always-on instance is cheaper than Lambda."""
+    return prices.ec2_usd_per_hour * hours / lambda_per_million * 1e6
+
+
+def family(model_name: str) -> str:
+    return "MLP" if model_name.startswith("mlp") else "ViT"
+
+
+# --- gathering -----------------------------------------------------------------------------------
+
+
+def load_results(folder: Path) -> dict[str, dict]:
+    """The latest result of each benchmark that has been run; a missing one is simply absent."""
+    found = {}
+    for name in BENCHMARKS:
+        path = folder / f"{name}.json"
+        if path.is_file():
+            try:
+                found[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as error:
+                message = f"error: {path} is not valid JSON ({error}); run python -m bench.{name} again"
+                raise SystemExit(message) from error
+    return found
+
+
+def latest_runs(tracking_uri: str, experiment: str) -> list[dict]:
+    """The newest finished run of each model that has an exported model (``int8/servable`` logged)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs, seen = [], set()
+    for run in client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"], max_results=500):  # fmt: skip
+        name, metrics = run.data.tags.get("model_name"), run.data.metrics
+        if not name or name in seen or "int8/servable" not in metrics:
+            continue
+        seen.add(name)
+        sizes = {a.path.split("/")[-1]: a.file_size for a in client.list_artifacts(run.info.run_id, "model")}
+        runs.append({
+            "model": name, "run_id": run.info.run_id, "data_root": run.data.params.get("data.root", "?"),
+            "data_fingerprint": run.data.tags.get("data_fingerprint", "?"),
+            "metrics": {k: metrics.get(f"test_tuned/{k}", float("nan")) for k in (*QUALITY, "threshold")},
+            "int8_servable": bool(metrics.get("int8/servable")), "int8_auroc_drop": metrics.get("int8/auroc_drop"),
+            "size_mb": {k: v / 1e6 for k, v in sizes.items() if k.endswith(".onnx") and v},
+        })  # fmt: skip
+    return sorted(runs, key=lambda r: (family(r["model"]), r["model"]))
+
+
+# --- the sections ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[tuple[tuple[str, ...], list[tuple]]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+def quality_section(runs: list[dict], out: Path) -> Section:
+    section = Section("Quality (test split, at each model's tuned threshold)")
+    if not runs:
+        section.text.append("No exported MLflow run found: train one (`make demo`, or `training/fit.py`).")
+        return section
+    headers = ("model", "run", "data", *QUALITY, "threshold", "int8 servable", "int8 AUROC drop", "fp32 MB", "int8 MB")
+    rows = [(r["model"], r["run_id"][:8], r["data_root"], *(r["metrics"][k] for k in QUALITY),
+             r["metrics"]["threshold"],
+             "yes" if r["int8_servable"] else "no", r["int8_auroc_drop"] if r["int8_auroc_drop"] is not None else "-",
+             r["size_mb"].get("model.onnx", float("nan")), r["size_mb"].get("model.int8.onnx", float("nan")))
+            for r in runs]  # fmt: skip
+    section.tables.append((headers, rows))
+    section.text.append("Read these beside the data they came from: a run on the generated demo data says the "
+                        "pipeline works, not how well a model finds SSA in MHIST.")  # fmt: skip
+    section.images.append(_bars(out / "quality.png", "Test metrics at the tuned threshold", list(QUALITY),
+                                {r["model"]: [r["metrics"][k] for k in QUALITY] for r in runs}, "value"))  # fmt: skip
+    return section
+
+
+def latency_section(result: dict, out: Path) -> Section:
+    section = Section("Inference latency per runtime (CPU)")
+    section.text.append(f"Measured on {describe(result['machine'])}, {result['machine']['date']}.")
+    rows = result["rows"]
+    headers = ("model", "runtime", "batch", "median ms/img", "floor ms/img", "x floor", "img/s", "size MB", "load s")
+    section.tables.append((headers, [(r["model"], r["runtime"], r["batch"], r["median_ms_per_image"],
+                                      r["floor_ms_per_image"], r.get("vs_floor", float("nan")), r["images_per_s"],
+                                      r["size_mb"], r["load_s"]) for r in rows]))  # fmt: skip
+    models = sorted({r["model"] for r in rows})
+    runtimes = sorted({r["runtime"] for r in rows}, key=lambda rt: ("pytorch", "onnx-fp32", "onnx-int8").index(rt))
+    batch1 = {(r["model"], r["runtime"]): r["median_ms_per_image"] for r in rows if r["batch"] == 1}
+    series = {rt: [batch1.get((m, rt), float("nan")) for m in models] for rt in runtimes}
+    section.images.append(_bars(out / "latency.png", "Median latency per image at batch 1 (ms)", models, series, "ms"))
+    return section
+
+
+def cold_start_section(result: dict) -> Section:
+    section = Section("Cold start: process start to first prediction")
+    section.text.append(f"{result['repeats']} fresh processes each, {describe(result['machine'])}, "
+                        f"{result['machine']['date']}.")  # fmt: skip
+    headers = ("model", "variant", "front door", "median s", "max s", "model load s", "warm request ms", "peak MB")
+    rows = [(r["model"], r["variant"], r["door"], r["median_s"], r["max_s"], r.get("load_s", float("nan")),
+             r.get("warm_request_s", float("nan")) * 1000, r.get("peak_rss_mb", float("nan")))
+            for r in result["rows"]]  # fmt: skip
+    section.tables.append((headers, rows))
+    return section
+
+
+def serving_section(result: dict) -> Section:
+    section = Section("The EC2 service under load (gunicorn on 127.0.0.1)")
+    section.text.append(f"{result['seconds']:.0f} s per level, {describe(result['machine'])}, "
+                        f"{result['machine']['date']}.")  # fmt: skip
+    headers = ("model", "file", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "raw req/s", "raw p50 ms", "failures")
+    rows = [(m["model"], m["file"], r["concurrency"], r["throughput_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+             r["raw_per_s"], r["raw_p50_ms"], r["failures"])
+            for m in result["models"] for r in m["levels"]]  # fmt: skip
+    section.tables.append((headers, rows))
+    return section
+
+
+def training_section(result: dict) -> Section:
+    section = Section("Training throughput")
+    s = result["settings"]
+    section.text.append(f"{describe(result['machine'])}, {result['machine']['date']}; accelerator {s['accelerator']}, "
+                        f"channels-last {s['channels_last']}, compile {s['compile']}.")  # fmt: skip
+    headers = ("config", "model", "phase", "measured", "precision", "batch", "images/s", "ms/step")
+    rows = [(r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
+             r.get("precision", "-") if r["mode"] != "loader" else "-", r["batch_size"], r["images_per_s"],
+             r["ms_per_step"]) for r in result["rows"]]  # fmt: skip
+    section.tables.append((headers, rows))
+    return section
+
+
+def costs(results: dict[str, dict], prices: Prices) -> list[dict]:
+    """Per benchmarked model: Lambda from the measured warm handler time, EC2 from measured saturation."""
+    cold, serving = results.get("cold_start"), results.get("serving")
+    if not cold:
+        return []
+    saturation = {m["model"]: (m["file"], max(lv["throughput_per_s"] for lv in m["levels"]))
+                  for m in (serving or {}).get("models", [])}  # fmt: skip
+    out = []
+    for row in cold["rows"]:
+        if row["door"] != "lambda" or "warm_request_s" not in row:
+            continue
+        file = "model.int8.onnx" if row["variant"] == "int8" else "model.onnx"
+        duration = lambda_duration_s(row["warm_request_s"], cold["machine"]["cpus"], prices.lambda_memory_mb)
+        per_million = lambda_usd_per_million(duration, row["init_s"], prices)
+        served = saturation.get(row["model"])
+        ec2 = ec2_usd_per_million(served[1], prices) if served and served[0] == file else float("nan")
+        out.append({
+            "model": row["model"], "variant": row["variant"], "measured_ms": row["warm_request_s"] * 1000,
+            "lambda_ms": duration * 1000, "peak_mb": row.get("peak_rss_mb", float("nan")),
+            "lambda_usd_per_million": per_million, "ec2_usd_per_million": ec2,
+            "break_even_per_month": break_even_per_month(per_million, prices),
+        })  # fmt: skip
+    return out
+
+
+def cost_section(rows: list[dict], prices: Prices, cpus: int, out: Path) -> Section:
+    section = Section("Cost per million predictions: Lambda against the EC2 service")
+    memory = prices.lambda_memory_mb
+    section.text.append(
+        f"Lambda at {memory} MB ({lambda_vcpus(memory):.2f} vCPU): the warm handler time measured here on {cpus} "
+        f"CPUs, scaled up where Lambda has fewer; ${prices.lambda_usd_per_gb_s}/GB-s billed per ms, "
+        f"${prices.lambda_usd_per_million_requests}/M requests, API Gateway "
+        f"${prices.api_gateway_usd_per_million_requests}/M, {prices.cold_start_fraction:.0%} of invocations "
+        "paying the measured init. EC2: "
+        f"${prices.ec2_usd_per_hour}/h over the service's measured saturation throughput here (c7i.large has "
+        "2 vCPUs, like this machine), i.e. the instance kept busy; at 10% busy it costs ten times as much. "
+        "Break-even: predictions a month above which the always-on instance is the cheaper one."
+    )
+    if not rows:
+        section.text.append("Not measured yet: run `python -m bench.cold_start` and `python -m bench.serving`.")
+        return section
+    for row in rows:
+        if row["peak_mb"] == row["peak_mb"] and row["peak_mb"] > memory * 0.9:
+            section.text.append(f"WARNING: {row['model']} {row['variant']} peaked at {row['peak_mb']:.0f} MB, too "
+                                f"close to the Lambda's {memory} MB.")  # fmt: skip
+    headers = ("model", "variant", "handler ms here", "Lambda ms", "peak MB", "Lambda $/M", "EC2 $/M (busy)",
+               "break-even /month")  # fmt: skip
+    table = [(r["model"], r["variant"], r["measured_ms"], r["lambda_ms"], r["peak_mb"], r["lambda_usd_per_million"],
+              r["ec2_usd_per_million"], f"{r['break_even_per_month'] / 1e6:.1f} M") for r in rows]  # fmt: skip
+    section.tables.append((headers, table))
+    labels = [f"{r['model']} {r['variant']}" for r in rows]
+    section.images.append(_bars(out / "cost.png", "USD per million predictions", labels, {
+        "Lambda + API Gateway": [r["lambda_usd_per_million"] for r in rows],
+        "EC2 (busy)": [r["ec2_usd_per_million"] for r in rows]}, "USD"))  # fmt: skip
+    return section
+
+
+def goals_section(results: dict[str, dict]) -> Section:
+    """Issue 7's goals against what was measured; a goal whose benchmark has not run says so."""
+    section = Section("Goals")
+    lines = []
+    inference = results.get("inference")
+    if inference:
+        batch1 = {(r["model"], r["runtime"]): r for r in inference["rows"] if r["batch"] == 1}
+        for (model, runtime), row in sorted(batch1.items()):
+            if runtime == "onnx-fp32" and row.get("vs_floor") == row.get("vs_floor") and "vs_floor" in row:
+                lines.append(_goal(f"{model} fp32 within 10% of its floor", row["vs_floor"] <= 1.10,
+                                   f"{row['vs_floor']:.2f}x the floor"))  # fmt: skip
+            if runtime == "onnx-int8" and (model, "onnx-fp32") in batch1:
+                speedup = batch1[(model, "onnx-fp32")]["median_ms_per_image"] / row["median_ms_per_image"]
+                lines.append(_goal(f"{model} int8 at least 2.5x faster than fp32", speedup >= 2.5, f"{speedup:.1f}x"))
+    cold = results.get("cold_start")
+    for row in (cold or {}).get("rows", []):
+        if row["door"] == "lambda" and row["variant"] == "int8" and row["model"].startswith("vit"):
+            lines.append(_goal(f"{row['model']} int8 cold start under 1.5 s", row["median_s"] < 1.5,
+                               f"{row['median_s']:.2f} s"))  # fmt: skip
+    for m in (results.get("serving") or {}).get("models", []):
+        lines.append(_goal(f"{m['model']} service p50 at 1 client within 10 ms of the predictor",
+                           m["p50_overhead_ms"] <= 10, f"{m['p50_overhead_ms']:+.1f} ms"))  # fmt: skip
+        lines.append(_goal(f"{m['model']} service throughput at saturation >= 90% of the predictor's",
+                           m["saturation_ratio"] >= 0.9, f"{m['saturation_ratio']:.0%}"))  # fmt: skip
+        lines.append(_goal(f"{m['model']} service: no failed request", m["failures"] == 0, f"{m['failures']} failed"))
+    for r in (results.get("training") or {}).get("rows", []):
+        if r["mode"] == "fit":
+            step = next((s for s in results["training"]["rows"] if (s["config"], s["phase"], s["mode"]) ==
+                         (r["config"], r["phase"], "step")), None)  # fmt: skip
+            if step:
+                ratio = r["images_per_s"] / step["images_per_s"]
+                lines.append(_goal(f"{r['config']} {r['phase']}: loading not the bottleneck (fit >= 90% of step)",
+                                   ratio >= 0.9, f"fit at {ratio:.0%} of the step alone"))  # fmt: skip
+    missing = [f"`python -m bench.{name}`" for name in BENCHMARKS if name not in results]
+    if missing:
+        lines.append("Not run yet: " + ", ".join(missing) + ".")
+    section.text.extend(lines)
+    return section
+
+
+def _goal(what: str, met: bool, measured: str) -> str:
+    return f"- {'met' if met else 'MISSED'}: {what} ({measured})"
+
+
+def _bars(path: Path, title: str, groups: list[str], series: dict[str, list[float]], unit: str) -> str:
+    """A grouped bar chart; returns the file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) * max(1, len(series)) / 2), 4))
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(xs, [0 if v != v else v for v in values], width, label=label)
+        ax.bar_label(bars, labels=["-" if v != v else f"{v:.3g}" for v in values], fontsize=7)
+    ax.set_xticks(range(len(groups)), groups, rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    parts = [f"# {title}\n"]
+    for s in sections:
+        parts.append(f"## {s.title}\n")
+        parts += [line + ("\n" if not line.startswith("- ") else "") for line in s.text]
+        parts += ["\n" + markdown_table(h, rows, digits=2) for h, rows in s.tables]
+        parts += [f"\n![{s.title}]({image})\n" for image in s.images]
+    return "\n".join(parts).replace("\n\n\n", "\n\n")
+
+
+def render_html(title: str, sections: list[Section], folder: Path) -> str:
+    """One self-contained page: the plots are embedded, so the MLflow artifact view shows it whole."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "-" if value != value else f"{value:.2f}"
+        return html.escape(str(value))
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for s in sections:
+        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        body += [f"<p>{html.escape(line)}</p>" for line in s.text]
+        for headers, rows in s.tables:
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+            trs = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+        for image in s.images:
+            data = base64.b64encode((folder / image).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(s.title)}" src="data:image/png;base64,{data}">')
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "text-align:right}img{max-width:100%}")  # fmt: skip
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
+           f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"  # fmt: skip
+
+
+def update_readme(readme: Path, summary: str) -> None:
+    """Replace the block between the report markers; refuse, naming them, if they are missing."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"error: {readme} has no {README_START} ... {README_END} block to replace")
+    partial = readme.with_name(f".{readme.name}.partial")
+    partial.write_text(pattern.sub(lambda _: f"{README_START}\n{summary}\n{README_END}", text))
+    partial.replace(readme)
+
+
+def log_to_mlflow(tracking_uri: str, folder: Path, prices: Prices, runs: list[dict], cost_rows: list[dict]) -> str:
+    """A run of its own in ``mhist-comparison``: prices as params, costs as metrics, the report as artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("mhist-comparison")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("mhist-comparison")
+    run = client.create_run(experiment_id, run_name=f"comparison-{time.strftime('%Y%m%d-%H%M')}",
+                            tags={f"source_run.{r['model']}": r["run_id"] for r in runs})  # fmt: skip
+    run_id = run.info.run_id
+    try:
+        for key, value in asdict(prices).items():
+            client.log_param(run_id, key, value)
+        for row in cost_rows:
+            prefix = f"{row['model']}.{row['variant']}"
+            for key in ("lambda_usd_per_million", "ec2_usd_per_million", "lambda_ms"):
+                if row[key] == row[key]:
+                    client.log_metric(run_id, f"{prefix}.{key}", row[key])
+        client.log_artifacts(run_id, str(folder), "report")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id)
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the benchmarks wrote their JSON")
+    parser.add_argument("--tracking-uri", default="sqlite:///outputs/mlflow.db")
+    parser.add_argument("--experiment", default="mhist", help="the experiment the models were trained in")
+    parser.add_argument("--out", type=Path, default=RESULTS / "report")
+    parser.add_argument("--readme", type=Path, default=None, help="also replace the README's report block")
+    parser.add_argument("--no-mlflow", action="store_true", help="write the files only")
+    for price in fields(Prices):
+        parser.add_argument(f"--{price.name.replace('_', '-')}", type=type(price.default), default=price.default)
+    args = parser.parse_args(argv)
+    prices = Prices(**{p.name: getattr(args, p.name) for p in fields(Prices)})
+    results = load_results(args.results)
+    runs = latest_runs(args.tracking_uri, args.experiment)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cost_rows = costs(results, prices)
+    cpus = results["cold_start"]["machine"]["cpus"] if "cold_start" in results else 0
+    sections = [goals_section(results), quality_section(runs, args.out)]
+    if "inference" in results:
+        sections.append(latency_section(results["inference"], args.out))
+    if "cold_start" in results:
+        sections.append(cold_start_section(results["cold_start"]))
+    if "serving" in results:
+        sections.append(serving_section(results["serving"]))
+    sections.append(cost_section(cost_rows, prices, cpus, args.out))
+    if "training" in results:
+        sections.append(training_section(results["training"]))
+    title = f"MHIST classifiers compared ({time.strftime('%Y-%m-%d')})"
+    (args.out / "report.md").write_text(render_markdown(title, sections))
+    (args.out / "report.html").write_text(render_html(title, sections, args.out))
+    if args.readme:  # tables only: the plots live in the (ignored) results folder and in MLflow
+        kept = [replace(s, images=[]) for s in sections if s.title.startswith(("Goals", "Inference", "Cost"))]
+        update_readme(args.readme, render_markdown(title, kept).split("\n", 1)[1].replace("## ", "#### "))
+    run_id = None if args.no_mlflow else log_to_mlflow(args.tracking_uri, args.out, prices, runs, cost_rows)
+    print(f"wrote {args.out / 'report.md'} and report.html" + (f"; MLflow run {run_id}" if run_id else ""))
+    return {"sections": sections, "costs": cost_rows, "runs": runs, "mlflow_run_id": run_id}
+
+
+if __name__ == "__main__":
+    main()
