@@ -73,6 +73,15 @@ def _gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``). Not ``ru_maxrss``: Linux carries that across
+    ``exec`` from the parent, so a child started by a big benchmark process would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise OSError("/proc/self/status has no VmHWM line")
+
+
 def describe(info: dict[str, Any]) -> str:
     """One line naming the machine, for the top of every table."""
     where = f"{info['cpu']}, {info['cpus']} CPUs, {info['memory_gib']} GiB"

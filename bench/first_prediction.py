@@ -11,7 +11,6 @@ stdout is the handler's own logging.
 
 import base64
 import json
-import resource
 import statistics
 import sys
 import time
@@ -43,6 +42,8 @@ def main() -> None:
         started = time.perf_counter()
         function.handler(event, CONTEXT)
         warm.append(time.perf_counter() - started)
+    from bench.common import peak_rss_mb  # after the timed part: it imports numpy, as the handler already did
+
     predictor = function.holder.predictor
     print("FIRST_PREDICTION " + json.dumps({
         "status": response["statusCode"],
@@ -54,7 +55,7 @@ def main() -> None:
         "file": predictor.path.name if predictor else None,
         "first_request_s": first_request_s,
         "warm_request_s": statistics.median(warm),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }), flush=True)  # fmt: skip
 
 

@@ -116,7 +116,7 @@ def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: n
 
 
 PEAK_CHILD = """
-import resource, sys
+import sys
 import numpy as np
 name, runtime, batch, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 images = np.zeros((batch, 3, 224, 224), np.float32)
@@ -128,7 +128,8 @@ if runtime == "pytorch":  # torch only where it is the runtime: an ONNX process 
 else:
     import onnxruntime as ort
     ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"image": images})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from bench.common import peak_rss_mb
+print(peak_rss_mb())
 """
 
 
@@ -199,8 +200,8 @@ def markdown(result: dict) -> str:
     headers = ("model", "runtime", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img", "x floor",
                "size MB", "load s", "peak MB")  # fmt: skip
     note = (
-        "\n`memory MB`: resident memory the runtime added (model and buffers); the peak of a whole serving "
-        "process is in `bench.cold_start`.\n"
+        "\n`peak MB`: peak resident memory of a fresh process that loads that runtime and runs the largest "
+        "batch, imports included.\n"
     )
     return header + markdown_table(headers, rows, digits=2) + note
 
