@@ -337,6 +337,8 @@ def render_markdown(title: str, sections: list[Section]) -> str:
     for s in sections:
         parts.append(f"## {s.title}\n")
         parts += [line + ("\n" if not line.startswith("- ") else "") for line in s.text]
+        if s.text and s.text[-1].startswith("- "):
+            parts.append("")  # a list ends before the next block
         parts += ["\n" + markdown_table(h, rows, digits=2) for h, rows in s.tables]
         parts += [f"\n![{s.title}]({image})\n" for image in s.images]
     return "\n".join(parts).replace("\n\n\n", "\n\n")
@@ -436,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (args.out / "report.md").write_text(render_markdown(title, sections))
     (args.out / "report.html").write_text(render_html(title, sections, args.out))
     if args.readme:  # tables only: the plots live in the (ignored) results folder and in MLflow
-        kept = [replace(s, images=[]) for s in sections if s.title.startswith(("Goals", "Inference", "Cost"))]
+        kept = [replace(s, images=[]) for s in sections if not s.title.startswith("Quality")]
         update_readme(args.readme, render_markdown(title, kept).split("\n", 1)[1].replace("## ", "#### "))
     run_id = None if args.no_mlflow else log_to_mlflow(args.tracking_uri, args.out, prices, runs, cost_rows)
     print(f"wrote {args.out / 'report.md'} and report.html" + (f"; MLflow run {run_id}" if run_id else ""))
