@@ -124,7 +124,8 @@ def test_lambda_duration_scales_only_down_to_fewer_vcpus() -> None:
     assert report.lambda_duration_s(0.1, 2, 1769) == pytest.approx(0.2)  # one vCPU for work measured on two
     assert report.lambda_duration_s(0.1, 2, 3538) == pytest.approx(0.1)
     assert report.lambda_duration_s(0.1, 2, 10240) == pytest.approx(0.1)  # never assumed faster
-    assert report.lambda_vcpus(10240) == 6.0
+    assert report.lambda_vcpus(1769) == 1.0
+    assert report.lambda_vcpus(20480) == 6.0  # the cap
 
 
 def test_ec2_cost_and_break_even_by_hand() -> None:
