@@ -15,6 +15,7 @@ fresh environment is slower, by the file size over EFS throughput.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -26,12 +27,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.common import MODEL_CACHE, RESULTS, describe, machine, markdown_table, model_store, sample_png, write_result
-from tests.servers import free_port
+from bench.common import (
+    COLD_START_GOAL_S,
+    add_output_arguments,
+    describe,
+    markdown_table,
+    model_store,
+    publish,
+    sample_png,
+)
+from tests.servers import free_port, gunicorn_launch
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("interpreter_s", "imports_s", "init_s", "load_s", "first_request_s", "warm_request_s", "peak_rss_mb")
-GOAL_S = {("vit_base_patch16_224", "int8"): 1.5}
 
 
 def lambda_cold_start(store: Path, name: str, variant: str, image: Path, timeout: float = 120) -> dict:
@@ -58,9 +66,7 @@ def lambda_cold_start(store: Path, name: str, variant: str, image: Path, timeout
 def gunicorn_cold_start(store: Path, name: str, variant: str, png: bytes, log: Path, timeout: float = 120) -> dict:
     """The EC2 service from launch to its first successful prediction (polled every 10 ms)."""
     port = free_port()
-    env = {**os.environ, "MODEL_ROOT": str(store), "MODEL_NAME": name, "MODEL_VARIANT": variant,
-           "PYTHONPATH": str(REPO), "BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "warning"}  # fmt: skip
-    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "inference" / "gunicorn_conf.py")]
+    command, env = gunicorn_launch(store, port, MODEL_NAME=name, MODEL_VARIANT=variant, LOG_LEVEL="warning")
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/predict", data=png, headers={"Content-Type": "image/png"}
     )
@@ -86,7 +92,7 @@ def gunicorn_cold_start(store: Path, name: str, variant: str, png: bytes, log: P
 def markdown(result: dict) -> str:
     rows = []
     for r in result["rows"]:
-        goal = GOAL_S.get((r["model"], r["variant"])) if r["door"] == "lambda" else None
+        goal = COLD_START_GOAL_S.get((r["model"], r["variant"])) if r["door"] == "lambda" else None
         verdict = "-" if goal is None else f"< {goal} s: {'met' if r['median_s'] < goal else 'MISSED'}"
         phases = [r.get(key, "-") for key in PHASES]
         rows.append((r["model"], r["variant"], r["door"], r["median_s"], r["max_s"], *phases, verdict))
@@ -98,42 +104,37 @@ def markdown(result: dict) -> str:
     )
 
 
+def summarize(name: str, variant: str, door: str, runs: list[dict]) -> dict:
+    """One table row: median and worst total, and the median of each phase the front door reports."""
+    totals = [run["total_s"] for run in runs]
+    row = {"model": name, "variant": variant, "door": door, "median_s": statistics.median(totals),
+           "max_s": max(totals), "runs": runs}  # fmt: skip
+    return row | {key: statistics.median(run[key] for run in runs) for key in PHASES if key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--variants", nargs="+", choices=("fp32", "int8"), default=["int8", "fp32"])
     parser.add_argument("--doors", nargs="+", choices=("lambda", "gunicorn"), default=["lambda", "gunicorn"])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "image.png"
-        image.write_bytes(sample_png())
-        for name in args.models:
-            for variant in args.variants:
-                for door in args.doors:
-                    runs = [
-                        lambda_cold_start(store, name, variant, image)
-                        if door == "lambda"
-                        else gunicorn_cold_start(store, name, variant, image.read_bytes(), Path(tmp) / "gunicorn.log")
-                        for _ in range(args.repeats)
-                    ]
-                    totals = [run["total_s"] for run in runs]
-                    row = {"model": name, "variant": variant, "door": door, "median_s": statistics.median(totals),
-                           "max_s": max(totals), "runs": runs}  # fmt: skip
-                    for key in PHASES:
-                        if key in runs[0]:
-                            row[key] = statistics.median(run[key] for run in runs)
-                    rows.append(row)
-                    print(f"{name} {variant} {door}: median {row['median_s']:.2f} s over {args.repeats}", flush=True)
-    result = {"machine": machine(), "repeats": args.repeats, "rows": rows}
-    table = markdown(result)
-    write_result(args.out, "cold_start", result, table)
-    print(table)
-    return result
+        png, image, log = sample_png(), Path(tmp) / "image.png", Path(tmp) / "gunicorn.log"
+        image.write_bytes(png)
+        for name, variant, door in itertools.product(args.models, args.variants, args.doors):
+            runs = [
+                lambda_cold_start(store, name, variant, image)
+                if door == "lambda"
+                else gunicorn_cold_start(store, name, variant, png, log)
+                for _ in range(args.repeats)
+            ]
+            rows.append(summarize(name, variant, door, runs))
+            print(f"{name} {variant} {door}: median {rows[-1]['median_s']:.2f} s over {args.repeats}", flush=True)
+    return publish(args.out, "cold_start", {"repeats": args.repeats, "rows": rows}, markdown)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ stack loads them as it would a trained model.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -19,9 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from inference.predictor import FILES, available_cpus
+
 RESULTS = Path("bench/results")
 MODEL_CACHE = Path("outputs/bench/models")
 RANDOM_WEIGHTS_RUN = "bench-random-weights"
+
+# Issue 7's goals, in one place: the benchmarks print verdicts against them, the report gathers them.
+FP32_OF_FLOOR_GOAL = 1.10  # onnxruntime fp32 at most 10% above its floor
+INT8_SPEEDUP_GOAL = 2.5  # int8 at least this many times faster than fp32
+COLD_START_GOAL_S = {("vit_base_patch16_224", "int8"): 1.5}  # process start to first prediction, Lambda path
+P50_OVERHEAD_GOAL_MS = 10.0  # service p50 at one client over the raw predictor's
+SATURATION_GOAL = 0.9  # service throughput at saturation over the raw predictor's
+FIT_OF_STEP_GOAL = 0.9  # training: loader and step together over the step alone
 
 
 def timed(fn: Callable[[], object], *, repeats: int, warmup: int = 2) -> list[float]:
@@ -59,8 +70,6 @@ def machine() -> dict[str, Any]:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         memory_gib = float("nan")
-    from inference.predictor import available_cpus
-
     return {"cpu": cpu, "cpus": available_cpus(), "memory_gib": round(memory_gib, 1), "gpu": _gpu_name(),
             "date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version()}  # fmt: skip
 
@@ -86,6 +95,22 @@ def describe(info: dict[str, Any]) -> str:
     """One line naming the machine, for the top of every table."""
     where = f"{info['cpu']}, {info['cpus']} CPUs, {info['memory_gib']} GiB"
     return f"{where}, GPU {info['gpu']}" if info.get("gpu") else where
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
+    """``--out`` (the results folder) and, for benchmarks that serve exported models, ``--store``."""
+    if store:
+        parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+
+
+def publish(out: Path, stem: str, fields: dict[str, Any], render: Callable[[dict], str]) -> dict[str, Any]:
+    """Every benchmark's ending: name the machine, write JSON and Markdown, print the table."""
+    result = {"machine": machine(), **fields}
+    table = render(result)
+    write_result(out, stem, result, table)
+    print(table)
+    return result
 
 
 def write_result(out: Path, stem: str, result: dict[str, Any], table: str) -> None:
@@ -129,7 +154,7 @@ def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
     """
     for name in names:
         folder = root / name
-        if (folder / "model.onnx").is_file() and (folder / "model.int8.onnx").is_file():
+        if all((folder / file).is_file() for file in FILES.values()):
             continue
         partial = root / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -145,8 +170,8 @@ def _export_random(name: str, folder: Path) -> None:
     from training.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     print(f"exporting a random-weight {name} to {folder.parent / name} (once)", flush=True)
-    fp32 = ox.export_onnx(build_network(name), folder / "model.onnx", 224)
-    int8 = ox.quantize_int8(fp32, folder / "model.int8.onnx")
+    fp32 = ox.export_onnx(build_network(name), folder / FILES["fp32"], 224)
+    int8 = ox.quantize_int8(fp32, folder / FILES["int8"])
     metadata = ox.base_metadata(model_name=name, threshold=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                                 input_size=224, run_id=RANDOM_WEIGHTS_RUN, metrics={})  # fmt: skip
     ox.write_metadata(fp32, {**metadata, "precision": "fp32", "servable": "true"})

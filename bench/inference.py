@@ -24,17 +24,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench.common import (
-    MODEL_CACHE,
-    RESULTS,
-    build_network,
-    describe,
-    machine,
-    markdown_table,
-    model_store,
-    timed,
-    write_result,
-)
+from bench.common import add_output_arguments, build_network, describe, markdown_table, model_store, publish, timed
+from inference.predictor import FILES
 from training.networks import count_parameters
 
 RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8")
@@ -158,7 +149,7 @@ def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str,
     flops = 0.0 if is_mlp else vit_flops(net)
     rows = []
     for runtime in RUNTIMES:
-        path = {"onnx-fp32": folder / "model.onnx", "onnx-int8": folder / "model.int8.onnx"}.get(runtime)
+        path = folder / FILES[runtime.removeprefix("onnx-")] if runtime != "pytorch" else None
         peak_mb = peak_memory_mb(name, runtime, max(batches), path)
         started = time.perf_counter()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
@@ -212,19 +203,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--probe-mb", type=int, default=1024, help="bandwidth probe size (far above the caches)")
-    parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     probes = {"matmul_gflops": matmul_gflops(), "memory_gbps": memory_gbps(args.probe_mb)}
     ceilings = {key: max(values.values()) for key, values in probes.items()}
     rows = []
     for name in args.models:
         rows += bench_model(name, args.batches, args.repeats, ceilings, args.store)
-    result = {"machine": machine(), "ceilings": ceilings, "probes": probes, "rows": rows}
-    table = markdown(result)
-    write_result(args.out, "inference", result, table)
-    print(table)
-    return result
+    return publish(args.out, "inference", {"ceilings": ceilings, "probes": probes, "rows": rows}, markdown)
 
 
 if __name__ == "__main__":

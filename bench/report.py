@@ -23,7 +23,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, describe, markdown_table
+from bench.common import (
+    COLD_START_GOAL_S,
+    FIT_OF_STEP_GOAL,
+    FP32_OF_FLOOR_GOAL,
+    INT8_SPEEDUP_GOAL,
+    P50_OVERHEAD_GOAL_MS,
+    RESULTS,
+    SATURATION_GOAL,
+    describe,
+    markdown_table,
+)
+from inference.predictor import FILES
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
@@ -215,7 +226,7 @@ def costs(results: dict[str, dict], prices: Prices) -> list[dict]:
     for row in cold["rows"]:
         if row["door"] != "lambda" or "warm_request_s" not in row:
             continue
-        file = "model.int8.onnx" if row["variant"] == "int8" else "model.onnx"
+        file = FILES[row["variant"]]
         duration = lambda_duration_s(row["warm_request_s"], cold["machine"]["cpus"], prices.lambda_memory_mb)
         per_million = lambda_usd_per_million(duration, row["init_s"], prices)
         served = saturation.get(row["model"])
@@ -269,31 +280,36 @@ def goals_section(results: dict[str, dict]) -> Section:
     if inference:
         batch1 = {(r["model"], r["runtime"]): r for r in inference["rows"] if r["batch"] == 1}
         for (model, runtime), row in sorted(batch1.items()):
-            if runtime == "onnx-fp32" and row.get("vs_floor") == row.get("vs_floor") and "vs_floor" in row:
-                lines.append(_goal(f"{model} fp32 within 10% of its floor", row["vs_floor"] <= 1.10,
-                                   f"{row['vs_floor']:.2f}x the floor"))  # fmt: skip
+            if runtime == "onnx-fp32" and math.isfinite(row.get("vs_floor", math.nan)):
+                within = f"{model} fp32 within {FP32_OF_FLOOR_GOAL - 1:.0%} of its floor"
+                lines.append(_goal(within, row["vs_floor"] <= FP32_OF_FLOOR_GOAL, f"{row['vs_floor']:.2f}x the floor"))
             if runtime == "onnx-int8" and (model, "onnx-fp32") in batch1:
                 speedup = batch1[(model, "onnx-fp32")]["median_ms_per_image"] / row["median_ms_per_image"]
-                lines.append(_goal(f"{model} int8 at least 2.5x faster than fp32", speedup >= 2.5, f"{speedup:.1f}x"))
+                lines.append(_goal(f"{model} int8 at least {INT8_SPEEDUP_GOAL}x faster than fp32",
+                                   speedup >= INT8_SPEEDUP_GOAL, f"{speedup:.1f}x"))  # fmt: skip
     cold = results.get("cold_start")
     for row in (cold or {}).get("rows", []):
-        if row["door"] == "lambda" and row["variant"] == "int8" and row["model"].startswith("vit"):
-            lines.append(_goal(f"{row['model']} int8 cold start under 1.5 s", row["median_s"] < 1.5,
+        goal = COLD_START_GOAL_S.get((row["model"], row["variant"]))
+        if row["door"] == "lambda" and goal is not None:
+            lines.append(_goal(f"{row['model']} {row['variant']} cold start under {goal} s", row["median_s"] < goal,
                                f"{row['median_s']:.2f} s"))  # fmt: skip
     for m in (results.get("serving") or {}).get("models", []):
-        lines.append(_goal(f"{m['model']} service p50 at 1 client within 10 ms of the predictor",
-                           m["p50_overhead_ms"] <= 10, f"{m['p50_overhead_ms']:+.1f} ms"))  # fmt: skip
-        lines.append(_goal(f"{m['model']} service throughput at saturation >= 90% of the predictor's",
-                           m["saturation_ratio"] >= 0.9, f"{m['saturation_ratio']:.0%}"))  # fmt: skip
+        lines.append(_goal(f"{m['model']} service p50 at 1 client within {P50_OVERHEAD_GOAL_MS:.0f} ms of the "
+                           "predictor", m["p50_overhead_ms"] <= P50_OVERHEAD_GOAL_MS,
+                           f"{m['p50_overhead_ms']:+.1f} ms"))  # fmt: skip
+        lines.append(_goal(f"{m['model']} service throughput at saturation >= {SATURATION_GOAL:.0%} of the "
+                           "predictor's", m["saturation_ratio"] >= SATURATION_GOAL,
+                           f"{m['saturation_ratio']:.0%}"))  # fmt: skip
         lines.append(_goal(f"{m['model']} service: no failed request", m["failures"] == 0, f"{m['failures']} failed"))
-    for r in (results.get("training") or {}).get("rows", []):
-        if r["mode"] == "fit":
-            step = next((s for s in results["training"]["rows"] if (s["config"], s["phase"], s["mode"]) ==
-                         (r["config"], r["phase"], "step")), None)  # fmt: skip
-            if step:
-                ratio = r["images_per_s"] / step["images_per_s"]
-                lines.append(_goal(f"{r['config']} {r['phase']}: loading not the bottleneck (fit >= 90% of step)",
-                                   ratio >= 0.9, f"fit at {ratio:.0%} of the step alone"))  # fmt: skip
+    training = (results.get("training") or {}).get("rows", [])
+    steps = {(r["config"], r["phase"]): r for r in training if r["mode"] == "step"}
+    for r in training:
+        step = steps.get((r["config"], r["phase"]))
+        if r["mode"] == "fit" and step:
+            ratio = r["images_per_s"] / step["images_per_s"]
+            lines.append(_goal(f"{r['config']} {r['phase']}: loading not the bottleneck (fit >= "
+                               f"{FIT_OF_STEP_GOAL:.0%} of step)", ratio >= FIT_OF_STEP_GOAL,
+                               f"fit at {ratio:.0%} of the step alone"))  # fmt: skip
     missing = [f"`python -m bench.{name}`" for name in BENCHMARKS if name not in results]
     if missing:
         lines.append("Not run yet: " + ", ".join(missing) + ".")

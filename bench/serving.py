@@ -21,22 +21,19 @@ import time
 from pathlib import Path
 
 from bench.common import (
-    MODEL_CACHE,
-    RESULTS,
+    P50_OVERHEAD_GOAL_MS,
+    SATURATION_GOAL,
+    add_output_arguments,
     describe,
-    machine,
     markdown_table,
     model_store,
+    publish,
     sample_png,
     summary_ms,
-    write_result,
 )
 from inference.predictor import Predictor, available_cpus, resolve_model_path
 from inference.service import default_workers
 from tests.servers import gunicorn
-
-P50_OVERHEAD_GOAL_MS = 10.0
-SATURATION_GOAL = 0.9
 
 
 def closed_loop(call, concurrency: int, seconds: float) -> dict:  # noqa: ANN001 - call(client state) -> latency or error
@@ -166,17 +163,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="int8")
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=20.0, help="per concurrency level")
-    parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         models = [bench_model(n, args.variant, store, args.concurrency, args.seconds, Path(tmp)) for n in args.models]
-    result = {"machine": machine(), "seconds": args.seconds, "models": models}
-    table = markdown(result)
-    write_result(args.out, "serving", result, table)
-    print(table)
-    return result
+    return publish(args.out, "serving", {"seconds": args.seconds, "models": models}, markdown)
 
 
 if __name__ == "__main__":

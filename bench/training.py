@@ -25,10 +25,11 @@ from typing import Any
 import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import RESULTS, describe, machine, markdown_table, write_result
+from bench.common import add_output_arguments, describe, markdown_table, publish
 from training.cli import MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
@@ -76,17 +77,24 @@ class SameBatch(Dataset):
         return self.batch
 
 
-def instantiate(config: str, data_root: Path, batch_size: int | None) -> tuple[LightningModule, MhistDataModule, dict]:
+def read_config(config: str) -> tuple[Path, dict]:
+    """The config's path (bare names resolve to ``training/configs/``, as in ``fit.py``) and its YAML."""
+    path = Path(resolve_config_names(["--config", config])[1])
+    return path, yaml.safe_load(path.read_text())
+
+
+def instantiate(
+    path: Path, raw: dict, data_root: Path, batch_size: int | None
+) -> tuple[LightningModule, MhistDataModule, dict]:
     """Model and data module exactly as ``fit.py`` builds them from the config, random weights."""
-    args = resolve_config_names(["--config", config])
-    raw = yaml.safe_load(Path(args[1]).read_text())
-    args += ["--data.root", str(data_root), "--trainer.logger", "false", "--model.scheduler", "none"]
+    args = ["--config", str(path), "--data.root", str(data_root), "--trainer.logger", "false", "--model.scheduler",
+            "none"]  # fmt: skip
     if raw["model"]["net"]["class_path"].endswith("TimmClassifier"):
         args += ["--model.net.init_args.pretrained", "false"]
     if batch_size:
         args += ["--data.batch_size", str(batch_size)]
     cli = MhistCLI(args=args)
-    return cli.model, cli.datamodule, {"config": Path(args[1]).name, "trainer": raw.get("trainer", {}),
+    return cli.model, cli.datamodule, {"config": path.name, "trainer": raw.get("trainer", {}),
                                        "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch}  # fmt: skip
 
 
@@ -129,6 +137,9 @@ def timed_fit(
     timer = StepTimer(args.warmup)
     trainer = trainer_for(args, precision, phase, steps, timer)
     fitted = torch.compile(model) if args.compile else model
+    on_gpu = isinstance(trainer.accelerator, CUDAAccelerator)  # the model is back on the CPU after fit
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()  # each row's own peak, not the run's so far
     if mode == "step":
         batch = next(iter(data.train_dataloader()))
         if args.channels_last:
@@ -137,13 +148,13 @@ def timed_fit(
     else:
         trainer.fit(fitted, datamodule=data)
     seconds = timer.steps if mode == "step" else timer.intervals
-    peak = torch.cuda.max_memory_allocated() / 2**30 if model.device.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
     return {"mode": mode, "images_per_s": sum(timer.images) / sum(seconds), "batch_size": data.hparams.batch_size,
             "ms_per_step": statistics.median(seconds) * 1000, "peak_gpu_gib": peak}  # fmt: skip
 
 
-def bench_config(config: str, args: argparse.Namespace, data_root: Path) -> list[dict]:
-    model, data, info = instantiate(config, data_root, args.batch_size)
+def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Path) -> list[dict]:
+    model, data, info = instantiate(path, raw, data_root, args.batch_size)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     phases = list(PHASES) if info["unfreeze_at_epoch"] > 0 else ["all weights"]
@@ -201,25 +212,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_output_arguments(parser, store=False)
     args = parser.parse_args(argv)
     rows = []
     for config in args.configs:
-        raw = yaml.safe_load(Path(resolve_config_names(["--config", config])[1]).read_text())
+        path, raw = read_config(config)
         batch = args.batch_size or int(raw.get("data", {}).get("batch_size", 64))
         workers = int(raw.get("data", {}).get("num_workers", 4))
         batches = max(args.steps + args.warmup + 2, loader_batches(args.steps, workers))
         images = int(batches * batch / 0.8) + 1  # the validation split takes 20%
         data_root = args.data_root or demo_data(Path("outputs/bench") / f"train-data-{images}", images)
-        rows += bench_config(config, args, data_root)
+        rows += bench_config(path, raw, args, data_root)
     settings = {
         k: getattr(args, k) for k in ("accelerator", "precision", "channels_last", "compile", "steps", "warmup")
     }
-    result = {"machine": machine(), "settings": settings, "rows": rows}
-    table = markdown(result)
-    write_result(args.out, "training", result, table)
-    print(table)
-    return result
+    return publish(args.out, "training", {"settings": settings, "rows": rows}, markdown)
 
 
 if __name__ == "__main__":

@@ -90,13 +90,21 @@ def s3_server(log: Path) -> Iterator[str]:
         yield url
 
 
-def gunicorn(store: Path, log: Path, **env: str) -> tuple[contextmanager, str]:
-    """The real serving stack (inference/gunicorn_conf.py) on a free loopback port: (context, base URL)."""
+def gunicorn_launch(store: Path, port: int, **env: str) -> tuple[list[str], dict[str, str]]:
+    """(command, environment) of the real serving stack (``inference/gunicorn_conf.py``) on a loopback port."""
     import sys
 
     repo = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "MODEL_ROOT": str(store), **env}
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-c",
+        str(repo / "inference" / "gunicorn_conf.py"),
+    ], environment
+
+
+def gunicorn(store: Path, log: Path, **env: str) -> tuple[contextmanager, str]:
+    """The serving stack on a free loopback port, two workers unless told: (context, base URL)."""
     port = free_port()
-    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-                   "MODEL_ROOT": str(store), **env}  # fmt: skip
-    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(repo / "inference" / "gunicorn_conf.py")]
+    command, environment = gunicorn_launch(store, port, **{"WEB_CONCURRENCY": "2", **env})
     return process(command, f"http://127.0.0.1:{port}/health", environment, log), f"http://127.0.0.1:{port}"

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from bench.common import sample_png as png
 
 V1_EVENT = {
     "resource": "/predict",
@@ -57,12 +57,6 @@ CONTEXT = SimpleNamespace(
     function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72",
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
 )  # fmt: skip
-
-
-def png(seed: int = 0) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from PIL import Image
 
+from bench.common import sample_png as png
 from tests.servers import gunicorn
 from training.onnx_export import write_metadata
 
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 MODEL = "mlp-64-32"
 MAX_BYTES = 300_000
-
-
-def png(seed: int = 0, size: int = 224) -> bytes:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def jpeg(seed: int = 0) -> bytes:
