@@ -138,13 +138,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, 
 
 def build_network(name: str):  # noqa: ANN201 - torch is imported only by the benchmarks that need it
     """``mlp`` (the seeds' 360M MLP), ``mlp-small`` (for smoke tests), or any timm name."""
+    from training.errors import TrainingSetupError
     from training.networks import MlpClassifier, TimmClassifier
 
     if name == "mlp":
         return MlpClassifier().eval()
     if name == "mlp-small":
         return MlpClassifier(hidden_sizes=(64, 32)).eval()
-    return TimmClassifier(name, pretrained=False).eval()
+    try:
+        return TimmClassifier(name, pretrained=False).eval()
+    except TrainingSetupError as error:  # a misspelt --models name: say so, no stack trace
+        raise SystemExit(f"error: --models {name}: {error}; or use mlp, mlp-small") from error
 
 
 def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
@@ -159,7 +163,11 @@ def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
         partial = root / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        _export_random(name, partial)
+        try:
+            _export_random(name, partial)
+        except BaseException:  # SystemExit for a bad name included: leave nothing half-built behind
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
     return root

@@ -143,7 +143,7 @@ def floor_seconds(is_mlp: bool, runtime: str, weight_bytes: float, flops: float,
 
 
 def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str, float], store: Path) -> list[dict]:
-    folder = model_store([name], store) / name
+    folder = store / name
     net = build_network(name)
     is_mlp = name.startswith("mlp")
     flops = 0.0 if is_mlp else vit_flops(net)
@@ -205,11 +205,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--probe-mb", type=int, default=1024, help="bandwidth probe size (far above the caches)")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
+    store = model_store(args.models, args.store)  # first: a bad name fails before minutes of probing
     probes = {"matmul_gflops": matmul_gflops(), "memory_gbps": memory_gbps(args.probe_mb)}
     ceilings = {key: max(values.values()) for key, values in probes.items()}
     rows = []
     for name in args.models:
-        rows += bench_model(name, args.batches, args.repeats, ceilings, args.store)
+        rows += bench_model(name, args.batches, args.repeats, ceilings, store)
     return publish(args.out, "inference", {"ceilings": ceilings, "probes": probes, "rows": rows}, markdown)
 
 

@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch.utils.data import DataLoader, Dataset
 
 from bench.common import add_output_arguments, describe, markdown_table, publish
-from training.cli import MhistCLI, resolve_config_names
+from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
 from training.finetuning import FreezeThenUnfreeze
@@ -80,6 +80,8 @@ class SameBatch(Dataset):
 def read_config(config: str) -> tuple[Path, dict]:
     """The config's path (bare names resolve to ``training/configs/``, as in ``fit.py``) and its YAML."""
     path = Path(resolve_config_names(["--config", config])[1])
+    if not path.is_file():
+        raise SystemExit(f"error: --configs {config}: no such file, nor in {CONFIG_DIR}")
     return path, yaml.safe_load(path.read_text())
 
 

@@ -108,6 +108,16 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
 
 
+def test_bad_names_are_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--models vit_bogus_patch16: timm has no model named"):
+        inference.main(["--models", "vit_bogus_patch16", "--store", str(tmp_path / "models"), "--probe-mb", "16",
+                        "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+    with pytest.raises(SystemExit, match="--configs nope.yaml: no such file"):
+        training.main(["--configs", "nope.yaml", "--out", str(tmp_path)])
+    assert not list((tmp_path / "models").iterdir())  # no model folder, not even a half-built one
+    assert not list(tmp_path.glob("*.json"))  # nothing half-written
+
+
 # --- the report --------------------------------------------------------------------------------------
 
 
@@ -184,6 +194,13 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
     assert run.data.tags["source_run.mlp-64-32"] == made["runs"][0]["run_id"]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/cost.png"} <= logged
+
+
+def test_report_names_a_corrupt_result_file(tmp_path: Path) -> None:
+    (tmp_path / "serving.json").write_text('{"machine": ')
+    with pytest.raises(SystemExit, match=r"serving.json is not valid JSON .*python -m bench.serving"):
+        report.main(["--results", str(tmp_path), "--out", str(tmp_path / "report"), "--no-mlflow"])
+    assert (tmp_path / "serving.json").read_text() == '{"machine": '
 
 
 def test_report_without_benchmarks_or_runs_says_what_to_run(tmp_path: Path) -> None:
