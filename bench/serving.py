@@ -1,11 +1,12 @@
 """The EC2 service under load: real gunicorn on 127.0.0.1 against the raw predictor, same cores.
 
-    python -m bench.serving --models vit_base_patch16_224 mlp --variant int8 --concurrency 1 2 4 8
+    python -m bench.serving --models vit_base_patch16_224 mlp --variant int8 --concurrency 1 2 4 8 --layouts 1x2 2x1
 
-First the raw predictor (``Predictor.predict`` in this process, one and two callers), then the
-service as deployed (``inference/gunicorn_conf.py``, its default workers and threads) under a
-closed-loop load generator: ``c`` clients, each sending the next PNG as soon as its answer
-arrives, for a fixed time. Goals: p50 at concurrency 1 within 10 ms of the raw predictor;
+For each gunicorn layout (workers x threads; ``inference/gunicorn_conf.py``'s default first) the
+service runs under a closed-loop load generator: ``c`` clients, each sending the next PNG as soon
+as its answer arrives. It is compared with the raw predictor in the same layout: one in-process
+``Predictor`` per worker with that worker's share of the cores, called by as many callers as the
+service could run at once. Goals: p50 at concurrency 1 within 10 ms of the raw predictor;
 throughput at saturation at least 90% of the raw predictor's; zero failed requests.
 """
 
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
@@ -35,11 +39,46 @@ from inference.predictor import Predictor, available_cpus, resolve_model_path
 from inference.service import default_workers
 from tests.servers import gunicorn
 
+Call = Callable[[dict], "str | None"]  # one request from a client (its state): an error text, or None
 
-def closed_loop(call, concurrency: int, seconds: float) -> dict:  # noqa: ANN001 - call(client state) -> latency or error
-    """``concurrency`` threads each calling ``call`` back to back until ``seconds`` pass."""
-    latencies: list[float] = []
-    failures: list[str] = []
+
+@dataclass(frozen=True)
+class Layout:
+    """gunicorn workers x threads per worker; each worker's session gets cores / workers threads."""
+
+    workers: int
+    threads: int
+
+    @classmethod
+    def parse(cls, text: str) -> Layout:
+        workers, sep, threads = text.partition("x")
+        if not (sep and workers.isdigit() and threads.isdigit() and int(workers) > 0 and int(threads) > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not WORKERSxTHREADS, e.g. 1x2")
+        return cls(int(workers), int(threads))
+
+    def __str__(self) -> str:
+        return f"{self.workers}x{self.threads}"
+
+
+@dataclass
+class Load:
+    """What one closed loop measured; slices of the same load, interleaved with others, add up."""
+
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"concurrency": self.concurrency, "requests": len(self.latencies), "failures": len(self.failures),
+                "failure_examples": sorted(set(self.failures))[:3],
+                "throughput_per_s": len(self.latencies) / self.seconds if self.seconds else 0.0,
+                **summary_ms(self.latencies)}  # fmt: skip
+
+
+def closed_loop(call: Call, concurrency: int, seconds: float, load: Load | None = None) -> Load:
+    """``concurrency`` threads each calling ``call`` back to back until ``seconds`` pass, added to ``load``."""
+    load = load if load is not None else Load(concurrency)
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
 
@@ -53,7 +92,7 @@ def closed_loop(call, concurrency: int, seconds: float) -> dict:  # noqa: ANN001
                 error, state = f"{type(exception).__name__}: {exception}", {}
             elapsed = time.perf_counter() - started
             with lock:
-                (failures.append(error) if error else latencies.append(elapsed))
+                (load.failures.append(error) if error else load.latencies.append(elapsed))
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -61,22 +100,22 @@ def closed_loop(call, concurrency: int, seconds: float) -> dict:  # noqa: ANN001
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    return {"concurrency": concurrency, "requests": len(latencies), "failures": len(failures),
-            "failure_examples": sorted(set(failures))[:3], "throughput_per_s": len(latencies) / elapsed,
-            **summary_ms(latencies)}  # fmt: skip
+    load.seconds += time.perf_counter() - started
+    return load
 
 
-def predictor_call(predictor: Predictor, png: bytes):  # noqa: ANN201
-    """The raw predictor as a load-generator call (no HTTP, no Flask, same image)."""
+def predictor_call(predictors: list[Predictor], png: bytes) -> Call:
+    """The raw predictors as a load-generator call (no HTTP, no Flask, same image); each client
+    keeps to one predictor, as a request keeps to one gunicorn worker."""
+    assign = itertools.cycle(predictors)
 
     def call(state: dict) -> None:
-        predictor.predict([png])
+        state.setdefault("predictor", next(assign)).predict([png])
 
     return call
 
 
-def http_call(base_url: str, png: bytes, server_ms: list[float]):  # noqa: ANN201
+def http_call(base_url: str, png: bytes, server_ms: list[float]) -> Call:
     """A client with its own keep-alive connection; records the predictor time the server reports."""
     host, port = base_url.removeprefix("http://").split(":")
 
@@ -94,54 +133,63 @@ def http_call(base_url: str, png: bytes, server_ms: list[float]):  # noqa: ANN20
     return call
 
 
-def bench_model(name: str, variant: str, store: Path, levels: list[int], seconds: float, work: Path) -> dict:
-    """Each load level is bracketed by two bursts of the raw predictor (every core, one caller at
-    one client, else two), so that it is compared with the machine as it was at that moment: this
-    VM's speed drifts. The load generator shares the cores; its CPU use is reported."""
-    path = resolve_model_path(store, name, variant)
+def measure_level(service: Call, raw: Call, concurrency: int, callers: int, seconds: float, rounds: int) -> dict:
+    """Service and raw predictor in alternating slices (raw gets half the service's time), so
+    that both see the machine as it was: this VM's speed drifts 20% within minutes."""
+    service_load, raw_load = Load(concurrency), Load(callers)
+    cpu = 0.0
+    for _ in range(rounds):
+        closed_loop(raw, callers, seconds / rounds / 2, raw_load)
+        cpu_started = time.process_time()
+        closed_loop(service, concurrency, seconds / rounds, service_load)
+        cpu += time.process_time() - cpu_started
+    level, baseline = service_load.summary(), raw_load.summary()
+    level.update(client_cpu_share=cpu / service_load.seconds, raw_per_s=baseline["throughput_per_s"],
+                 raw_p50_ms=baseline["p50_ms"], raw_callers=callers)  # fmt: skip
+    return level
+
+
+def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argparse.Namespace, work: Path) -> dict:
     png = sample_png()
-    predictor = Predictor.load(path, threads=available_cpus())
-    raw = predictor_call(predictor, png)
-    workers = default_workers()
-    context, base_url = gunicorn(store, work / f"{name}.log", MODEL_NAME=name, MODEL_VARIANT=variant,
-                                 WEB_CONCURRENCY=str(workers), LOG_LEVEL="warning")  # fmt: skip
-    levels_out = []
+    threads = max(1, available_cpus() // layout.workers)
+    raw = predictor_call([Predictor.load(path, threads=threads) for _ in range(layout.workers)], png)
+    context, base_url = gunicorn(store, work / f"{name}-{layout}.log", MODEL_NAME=name, MODEL_VARIANT=args.variant,
+                                 WEB_CONCURRENCY=str(layout.workers), GUNICORN_THREADS=str(layout.threads),
+                                 LOG_LEVEL="warning")  # fmt: skip
+    levels = []
     with context:
-        closed_loop(http_call(base_url, png, []), max(levels), min(seconds, 3.0))  # warm every worker and thread
-        for concurrency in levels:
+        closed_loop(http_call(base_url, png, []), max(args.concurrency), min(args.seconds, 3.0))  # warm all workers
+        for concurrency in args.concurrency:
             server_ms: list[float] = []
-            callers = min(concurrency, 2)  # a second caller lets decoding overlap inference; more only queue
-            before = closed_loop(raw, callers, seconds / 4)
-            cpu_started = time.process_time()
-            level = closed_loop(http_call(base_url, png, server_ms), concurrency, seconds)
-            level["client_cpu_share"] = (time.process_time() - cpu_started) / seconds
-            after = closed_loop(raw, callers, seconds / 4)
+            callers = min(concurrency, layout.workers * layout.threads)  # more callers than that only queue
+            level = measure_level(http_call(base_url, png, server_ms), raw, concurrency, callers, args.seconds,
+                                  args.rounds)  # fmt: skip
             level["server_p50_ms"] = statistics.median(server_ms) if server_ms else float("nan")
-            level["raw_p50_ms"] = (before["p50_ms"] + after["p50_ms"]) / 2
-            level["raw_per_s"] = (before["throughput_per_s"] + after["throughput_per_s"]) / 2
-            levels_out.append(level)
-            print(f"{name} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 {level['p50_ms']:.1f} ms (raw "
-                  f"{level['raw_per_s']:.1f}/s) failures {level['failures']}", flush=True)  # fmt: skip
-    first, last = levels_out[0], levels_out[-1]
+            levels.append(level)
+            print(f"{name} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 {level['p50_ms']:.1f} ms "
+                  f"(raw {level['raw_per_s']:.1f}/s) failures {level['failures']}", flush=True)  # fmt: skip
+    first, last = levels[0], levels[-1]
     return {
-        "model": name, "variant": variant, "file": path.name, "workers": workers,
-        "levels": levels_out, "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
+        "model": name, "variant": args.variant, "file": path.name, "layout": str(layout),
+        "workers": layout.workers, "threads": layout.threads, "session_threads": threads, "levels": levels,
+        "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
-        "failures": sum(level["failures"] for level in levels_out),
+        "failures": sum(level["failures"] for level in levels),
     }  # fmt: skip
 
 
 def markdown(result: dict) -> str:
     parts = [
-        f"gunicorn on 127.0.0.1, {result['seconds']:.0f} s per level, on {describe(result['machine'])}, "
-        f"{result['machine']['date']}. `raw`: the predictor in-process (one caller at one client, two otherwise), "
-        "measured just before and after each level; `client CPU`: the load generator's share of one core.\n"
+        f"gunicorn on 127.0.0.1, {result['seconds']:.0f} s per level in {result['rounds']} slices, on "
+        f"{describe(result['machine'])}, {result['machine']['date']}. `layout`: gunicorn workers x threads, each "
+        "worker's session on cores / workers threads; `raw`: the same layout's predictors in-process, in slices "
+        "alternating with the service's; `client CPU`: the load generator's share of one core.\n"
     ]
-    headers = ("model", "file", "workers", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server p50 ms",
+    headers = ("model", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server p50 ms",
                "raw req/s", "raw p50 ms", "client CPU", "failures")  # fmt: skip
     for m in result["models"]:
         rows = [
-            (m["model"], m["file"], m["workers"], r["concurrency"], r["throughput_per_s"], r["p50_ms"], r["p95_ms"],
+            (m["model"], m["file"], m["layout"], r["concurrency"], r["throughput_per_s"], r["p50_ms"], r["p95_ms"],
              r["p99_ms"], r["server_p50_ms"], r["raw_per_s"], r["raw_p50_ms"], f"{r['client_cpu_share']:.0%}",
              r["failures"])
             for r in m["levels"]
@@ -162,13 +210,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="int8")
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=20.0, help="per concurrency level")
+    deployed = Layout(default_workers(), 2)  # gunicorn_conf.py's defaults on this machine
+    throughput = Layout(available_cpus(), 1)  # one single-threaded session per core
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        type=Layout.parse,
+        default=list(dict.fromkeys([deployed, throughput])),
+        help=f"gunicorn WORKERSxTHREADS to measure (default: {deployed}, as deployed, and {throughput})",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="service time per concurrency level")
+    parser.add_argument("--rounds", type=int, default=4, help="slices per level, alternating service and raw")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        models = [bench_model(n, args.variant, store, args.concurrency, args.seconds, Path(tmp)) for n in args.models]
-    return publish(args.out, "serving", {"seconds": args.seconds, "models": models}, markdown)
+        models = [bench_layout(name, resolve_model_path(store, name, args.variant), store, layout, args, Path(tmp))
+                  for name in args.models for layout in args.layouts]  # fmt: skip
+    return publish(args.out, "serving", {"seconds": args.seconds, "rounds": args.rounds, "models": models}, markdown)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ the report turns their results and a real MLflow run into its files, a README bl
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from bench import cold_start, inference, report, serving, training
 from bench.common import model_store
+from inference.predictor import available_cpus
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,8 @@ def cold_start_result(bench_store: Path, results: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def serving_result(bench_store: Path, results: Path) -> dict:
-    args = ["--models", "mlp-small", "--variant", "int8", "--concurrency", "1", "2", "--seconds", "1"]
-    return serving.main([*args, "--store", str(bench_store), "--out", str(results)])
+    args = ["--models", "mlp-small", "--variant", "int8", "--concurrency", "1", "2", "--seconds", "1", "--rounds", "2"]
+    return serving.main([*args, "--layouts", "1x2", "2x1", "--store", str(bench_store), "--out", str(results)])
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +80,35 @@ def test_cold_start_benchmark_times_fresh_processes(cold_start_result: dict, res
 
 
 def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict, results: Path) -> None:
-    (model,) = serving_result["models"]
-    assert [level["concurrency"] for level in model["levels"]] == [1, 2]
-    assert model["failures"] == 0
-    assert all(level["requests"] > 0 and level["p50_ms"] <= level["p99_ms"] for level in model["levels"])
-    assert all(level["server_p50_ms"] > 0 and level["raw_per_s"] > 0 for level in model["levels"])
-    assert "goal >= 90%" in (results / "serving.md").read_text()
+    assert [m["layout"] for m in serving_result["models"]] == ["1x2", "2x1"]
+    cores = available_cpus()
+    for model in serving_result["models"]:
+        assert [level["concurrency"] for level in model["levels"]] == [1, 2]
+        assert model["failures"] == 0
+        assert model["session_threads"] == max(1, cores // model["workers"])  # the raw side mirrors the layout
+        assert all(level["requests"] > 0 and level["p50_ms"] <= level["p99_ms"] for level in model["levels"])
+        assert all(level["server_p50_ms"] > 0 and level["raw_per_s"] > 0 for level in model["levels"])
+        assert [level["raw_callers"] for level in model["levels"]] == [1, 2]
+    table = (results / "serving.md").read_text()
+    assert "goal >= 90%" in table
+    assert "| mlp-small | model.int8.onnx | 2x1 | 2 |" in table
+
+
+def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
+    assert serving.Layout.parse("2x1") == serving.Layout(2, 1)
+    assert str(serving.Layout(1, 2)) == "1x2"
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        serving.main(["--layouts", "2by1"])
+    assert "'2by1' is not WORKERSxTHREADS" in stderr.getvalue()
+
+
+def test_closed_loop_slices_add_up() -> None:
+    load = serving.closed_loop(lambda state: None, 2, 0.1)
+    first = len(load.latencies)
+    serving.closed_loop(lambda state: None, 2, 0.1, load)
+    assert len(load.latencies) > first > 0
+    assert 0.2 <= load.seconds < 0.5
+    assert load.summary()["requests"] == len(load.latencies)
 
 
 def test_closed_loop_counts_failures_and_keeps_going() -> None:
@@ -94,7 +120,7 @@ def test_closed_loop_counts_failures_and_keeps_going() -> None:
             raise ConnectionError("refused")
         return "HTTP 503: busy" if n % 3 == 1 else None
 
-    level = serving.closed_loop(flaky, 2, 0.2)
+    level = serving.closed_loop(flaky, 2, 0.2).summary()
     assert level["failures"] > 0
     assert level["requests"] > 0
     assert set(level["failure_examples"]) == {"ConnectionError: refused", "HTTP 503: busy"}
@@ -179,8 +205,11 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
     assert "data:image/png;base64," in (out / "report.html").read_text()
     (cost,) = made["costs"]
     assert cost["ec2_usd_per_million"] == pytest.approx(
-        report.ec2_usd_per_million(max(lv["throughput_per_s"] for lv in serving_result["models"][0]["levels"]),
-                                   report.Prices(ec2_usd_per_hour=0.5)))  # fmt: skip
+        report.ec2_usd_per_million(
+            max(lv["throughput_per_s"] for m in serving_result["models"] for lv in m["levels"]),
+            report.Prices(ec2_usd_per_hour=0.5),
+        )
+    )  # the best layout: what an operator picks
     assert cost["lambda_usd_per_million"] > 3.70  # requests and API Gateway alone
     block = readme.read_text()
     assert block.startswith(f"intro\n{report.README_START}\n")
@@ -201,6 +230,12 @@ def test_report_names_a_corrupt_result_file(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"serving.json is not valid JSON .*python -m bench.serving"):
         report.main(["--results", str(tmp_path), "--out", str(tmp_path / "report"), "--no-mlflow"])
     assert (tmp_path / "serving.json").read_text() == '{"machine": '
+
+
+def test_report_refuses_a_result_in_an_older_format(tmp_path: Path) -> None:
+    (tmp_path / "serving.json").write_text(json.dumps({"models": [{"model": "mlp", "levels": []}]}))
+    with pytest.raises(SystemExit, match=r"serving.json was written by an older bench.serving; run python -m bench"):
+        report.main(["--results", str(tmp_path), "--out", str(tmp_path / "report"), "--no-mlflow"])
 
 
 def test_report_without_benchmarks_or_runs_says_what_to_run(tmp_path: Path) -> None:

@@ -47,3 +47,6 @@ def test_compose_runs_the_service_with_the_models_mounted_read_only() -> None:
     assert volume["read_only"] is True
     assert service["ports"][0].endswith(":8080")
     assert "/ready" in " ".join(service["healthcheck"]["test"])
+    # the layout is gunicorn_conf.py's unless the host sets it: a pinned default here once overrode it
+    assert service["environment"]["WEB_CONCURRENCY"] is None
+    assert service["environment"]["GUNICORN_THREADS"] is None

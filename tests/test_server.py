@@ -19,7 +19,7 @@ import requests
 from PIL import Image
 
 from bench.common import sample_png as png
-from tests.servers import gunicorn
+from tests.servers import free_port, gunicorn, gunicorn_launch
 from training.onnx_export import write_metadata
 
 pytestmark = pytest.mark.slow
@@ -193,6 +193,15 @@ def test_corrupt_model_is_not_ready(tmp_path: Path) -> None:
         assert "cannot be loaded" in response.json()["error"]["message"]
         assert requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"},
                              timeout=10).status_code == 503  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), [("GUNICORN_THREADS", "two"), ("WEB_CONCURRENCY", "0")])
+def test_a_bad_layout_setting_stops_gunicorn_with_its_name(tmp_path: Path, name: str, value: str) -> None:
+    command, environment = gunicorn_launch(tmp_path, free_port(), **{name: value})
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"{name}={value!r}: expected a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_openapi_fuzzing_finds_no_server_error(service) -> None:  # noqa: ANN001
