@@ -12,9 +12,12 @@ than what the machine showed it can do. Writes ``inference.json`` and ``inferenc
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +109,54 @@ def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: n
     return run
 
 
+MATMULS = ("MatMul", "FusedMatMul", "Gemm", "FusedGemm", "DynamicQuantizeMatMul", "MatMulInteger")
+INTEGER_MATMULS = ("DynamicQuantizeMatMul", "MatMulInteger")
+
+
+def _matmul_flops(args: dict) -> float:
+    """2 x output elements x K, K being the first input's last axis (untransposed, as in both models)."""
+    (output,) = args["output_type_shape"][0].values()
+    (first,) = args["input_type_shape"][0].values()
+    return 2.0 * math.prod(output) * first[-1]
+
+
+def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
+    """Where one onnxruntime run spends its time, from the session's own profile (a separate
+    session: profiling slows the timed one): kernel ms per image by operator, the matmuls' share,
+    and the rate the fp32 and integer matmuls reach inside the model (to set beside the probe)."""
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as folder:
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session.run(None, {"image": images})  # warm-up; its events are dropped below
+        session.end_profiling()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, {"image": images})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    work = {"fp32": [0.0, 0.0], "integer": [0.0, 0.0]}  # FLOPs, seconds
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        op, seconds = event["args"]["op_name"], event["dur"] / 1e6
+        per_op[op] = per_op.get(op, 0.0) + seconds
+        if op in MATMULS:
+            totals = work["integer" if op in INTEGER_MATMULS else "fp32"]
+            totals[0] += _matmul_flops(event["args"])
+            totals[1] += seconds
+    scale = 1000 / runs / len(images)
+    kernel = sum(per_op.values())
+    return {
+        "kernel_ms_per_image": kernel * scale,
+        "ops_ms_per_image": {op: t * scale for op, t in sorted(per_op.items(), key=lambda item: -item[1])},
+        "matmul_share": sum(t for op, t in per_op.items() if op in MATMULS) / kernel if kernel else 0.0,
+        **{f"{kind}_matmul_gflops": flops / seconds / 1e9 if seconds else float("nan")
+           for kind, (flops, seconds) in work.items()},
+    }  # fmt: skip
+
+
 PEAK_CHILD = """
 import sys
 import numpy as np
@@ -142,7 +193,9 @@ def floor_seconds(is_mlp: bool, runtime: str, weight_bytes: float, flops: float,
     return float("nan") if runtime == "onnx-int8" else flops / (ceilings["matmul_gflops"] * 1e9)
 
 
-def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str, float], store: Path) -> list[dict]:
+def bench_model(
+    name: str, batches: list[int], repeats: int, ceilings: dict[str, float], store: Path, *, profile: bool = True
+) -> list[dict]:
     folder = store / name
     net = build_network(name)
     is_mlp = name.startswith("mlp")
@@ -172,6 +225,7 @@ def bench_model(name: str, batches: list[int], repeats: int, ceilings: dict[str,
                 "floor_ms_per_image": row_floor * 1000,
                 "vs_floor": statistics.median(per_image) / row_floor if row_floor == row_floor else float("nan"),
                 "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
+                **({"profile": op_breakdown(path, images)} if path and profile else {}),
             })  # fmt: skip
         del session
     return rows
@@ -194,7 +248,29 @@ def markdown(result: dict) -> str:
         "\n`peak MB`: peak resident memory of a fresh process that loads that runtime and runs the largest "
         "batch, imports included.\n"
     )
-    return header + markdown_table(headers, rows, digits=2) + note
+    return header + markdown_table(headers, rows, digits=2) + note + profile_markdown(result)
+
+
+def profile_markdown(result: dict) -> str:
+    """The onnxruntime rows' profiles: how much is matmul, and how fast the matmuls run in the model."""
+    profiled = [r for r in result["rows"] if "profile" in r]
+    if not profiled:
+        return ""
+    probe = result["ceilings"]["matmul_gflops"]
+    rows = []
+    for r in profiled:
+        p = r["profile"]
+        others = [(op, ms) for op, ms in p["ops_ms_per_image"].items() if op not in MATMULS][:3]
+        rows.append((r["model"], r["runtime"], r["batch"], p["kernel_ms_per_image"], f"{p['matmul_share']:.0%}",
+                     p["fp32_matmul_gflops"], p["fp32_matmul_gflops"] / probe, p["integer_matmul_gflops"],
+                     ", ".join(f"{op} {ms:.1f}" for op, ms in others)))  # fmt: skip
+    headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of probe",
+               "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
+    return (
+        "\nWhere the time goes (onnxruntime's profile of the same file, kernel time only): the matmuls' share and "
+        "the rate they reach inside the model, beside the probe's "
+        f"{probe:.0f} GFLOP/s.\n\n" + markdown_table(headers, rows, digits=2)
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -203,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--probe-mb", type=int, default=1024, help="bandwidth probe size (far above the caches)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-operator onnxruntime profile")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store)  # first: a bad name fails before minutes of probing
@@ -210,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     ceilings = {key: max(values.values()) for key, values in probes.items()}
     rows = []
     for name in args.models:
-        rows += bench_model(name, args.batches, args.repeats, ceilings, store)
+        rows += bench_model(name, args.batches, args.repeats, ceilings, store, profile=not args.no_profile)
     return publish(args.out, "inference", {"ceilings": ceilings, "probes": probes, "rows": rows}, markdown)
 
 

@@ -64,6 +64,23 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     table = (results / "inference.md").read_text()
     assert "| mlp-small | onnx-int8 | 1 |" in table
     assert "floor ms/img" in table
+    for row in rows:  # onnxruntime rows carry the session's own profile; PyTorch has none
+        assert ("profile" in row) == (row["runtime"] != "pytorch")
+    for row in (r for r in rows if "profile" in r):
+        profile = row["profile"]
+        assert 0.5 < profile["matmul_share"] <= 1  # an MLP is its matmuls
+        assert sum(profile["ops_ms_per_image"].values()) == pytest.approx(profile["kernel_ms_per_image"])
+        kind = "integer" if row["runtime"] == "onnx-int8" else "fp32"
+        assert profile[f"{kind}_matmul_gflops"] > 0
+    assert "Where the time goes" in table
+
+
+def test_matmul_flops_come_from_the_profiled_shapes() -> None:
+    args = {
+        "input_type_shape": [{"float": [8, 197, 768]}, {"float": []}],
+        "output_type_shape": [{"float": [8, 197, 3072]}],
+    }
+    assert inference._matmul_flops(args) == 2 * 8 * 197 * 3072 * 768
 
 
 def test_cold_start_benchmark_times_fresh_processes(cold_start_result: dict, results: Path) -> None:
@@ -202,6 +219,7 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
         assert (out / plot).stat().st_size > 5000
         assert f"]({plot})" in text
     assert text.count("met:") + text.count("MISSED:") >= 4
+    assert "of kernel time, at" in text  # the fp32 goal says where the time went
     assert "data:image/png;base64," in (out / "report.html").read_text()
     (cost,) = made["costs"]
     assert cost["ec2_usd_per_million"] == pytest.approx(
