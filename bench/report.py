@@ -290,8 +290,12 @@ def cost_section(rows: list[dict], prices: Prices, cpus: int, out: Path) -> Sect
     return section
 
 
-def _matmul_detail(row: dict, ceilings: dict[str, float]) -> str:
-    """Why a row is where it is, from its onnxruntime profile: the matmuls' share and in-model rate."""
+def _floor_detail(row: dict, ceilings: dict[str, float]) -> str:
+    """Why a row is where it is. Against a bandwidth floor: the rate at which it reads its weights.
+    Against a FLOP floor: from its onnxruntime profile, the matmuls' share and in-model rate."""
+    if row["floor"] == "weights / bandwidth":
+        rate = row["size_mb"] / row["median_ms_per_image"]  # MB/ms = GB/s
+        return f"; reads its weights at {rate:.1f} GB/s ({rate / ceilings['memory_gbps']:.0%} of the probe)"
     profile = row.get("profile")
     if not profile or not math.isfinite(profile["fp32_matmul_gflops"]):
         return ""
@@ -310,7 +314,7 @@ def goals_section(results: dict[str, dict]) -> Section:
         for (model, runtime), row in sorted(batch1.items()):
             if runtime == "onnx-fp32" and math.isfinite(row.get("vs_floor", math.nan)):
                 within = f"{model} fp32 within {FP32_OF_FLOOR_GOAL - 1:.0%} of its floor"
-                detail = f"{row['vs_floor']:.2f}x the floor" + _matmul_detail(row, inference["ceilings"])
+                detail = f"{row['vs_floor']:.2f}x the floor" + _floor_detail(row, inference["ceilings"])
                 lines.append(_goal(within, row["vs_floor"] <= FP32_OF_FLOOR_GOAL, detail))
             if runtime == "onnx-int8" and (model, "onnx-fp32") in batch1:
                 speedup = batch1[(model, "onnx-fp32")]["median_ms_per_image"] / row["median_ms_per_image"]
