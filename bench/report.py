@@ -218,10 +218,11 @@ def training_section(result: dict) -> Section:
     s = result["settings"]
     section.text.append(f"{describe(result['machine'])}, {result['machine']['date']}; accelerator {s['accelerator']}, "
                         f"channels-last {s['channels_last']}, compile {s['compile']}.")  # fmt: skip
-    headers = ("config", "model", "phase", "measured", "precision", "batch", "images/s", "ms/step")
+    headers = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step")
     rows = [(r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
-             r.get("precision", "-") if r["mode"] != "loader" else "-", r["batch_size"], r["images_per_s"],
-             r["ms_per_step"]) for r in result["rows"]]  # fmt: skip
+             r.get("precision", "-") if r["mode"] != "loader" else "-", r["batch_size"],
+             r.get("num_workers", "-") if r["mode"] != "step" else "-", r["images_per_s"], r["ms_per_step"])
+            for r in result["rows"]]  # fmt: skip
     section.tables.append((headers, rows))
     return section
 

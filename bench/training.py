@@ -86,7 +86,7 @@ def read_config(config: str) -> tuple[Path, dict]:
 
 
 def instantiate(
-    path: Path, raw: dict, data_root: Path, batch_size: int | None
+    path: Path, raw: dict, data_root: Path, batch_size: int | None, num_workers: int | None = None
 ) -> tuple[LightningModule, MhistDataModule, dict]:
     """Model and data module exactly as ``fit.py`` builds them from the config, random weights."""
     args = ["--config", str(path), "--data.root", str(data_root), "--trainer.logger", "false", "--model.scheduler",
@@ -95,6 +95,8 @@ def instantiate(
         args += ["--model.net.init_args.pretrained", "false"]
     if batch_size:
         args += ["--data.batch_size", str(batch_size)]
+    if num_workers is not None:
+        args += ["--data.num_workers", str(num_workers)]
     cli = MhistCLI(args=args)
     return cli.model, cli.datamodule, {"config": path.name, "trainer": raw.get("trainer", {}),
                                        "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch}  # fmt: skip
@@ -156,7 +158,7 @@ def timed_fit(
 
 
 def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Path) -> list[dict]:
-    model, data, info = instantiate(path, raw, data_root, args.batch_size)
+    model, data, info = instantiate(path, raw, data_root, args.batch_size, args.num_workers)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     phases = list(PHASES) if info["unfreeze_at_epoch"] > 0 else ["all weights"]
@@ -172,7 +174,7 @@ def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Pat
                 else timed_fit(model, data, args, precision, phase, mode)
             )
             rows.append({"config": info["config"], "model": model.model_name, "phase": phase, "precision": precision,
-                         **result})  # fmt: skip
+                         "num_workers": data.hparams.num_workers, **result})  # fmt: skip
             print(f"{info['config']} {phase} {mode}: {result['images_per_s']:.1f} images/s", flush=True)
     return rows
 
@@ -185,11 +187,13 @@ def markdown(result: dict) -> str:
         f"{s['accelerator']}, precision {precision}, channels-last {s['channels_last']}, compile {s['compile']}, "
         f"{s['steps']} timed steps after {s['warmup']} warm-up.\n\n"
     )
-    headers = ("config", "model", "phase", "measured", "precision", "batch", "images/s", "ms/step", "peak GPU GiB")
+    headers = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
+               "peak GPU GiB")  # fmt: skip
     rows = [
         (r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
          r["precision"] if r["mode"] != "loader" else "-", r["batch_size"],
-         r["images_per_s"], r["ms_per_step"], r.get("peak_gpu_gib", float("nan")))
+         r["num_workers"] if r["mode"] != "step" else "-", r["images_per_s"], r["ms_per_step"],
+         r.get("peak_gpu_gib", float("nan")))
         for r in result["rows"]
     ]  # fmt: skip
     return header + markdown_table(headers, rows)
@@ -211,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the module (compiles in the warm-up)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    parser.add_argument("--num-workers", type=int, default=None, help="loader workers; default: the config's")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     for config in args.configs:
         path, raw = read_config(config)
         batch = args.batch_size or int(raw.get("data", {}).get("batch_size", 64))
-        workers = int(raw.get("data", {}).get("num_workers", 4))
+        workers = args.num_workers if args.num_workers is not None else int(raw.get("data", {}).get("num_workers", 4))
         batches = max(args.steps + args.warmup + 2, loader_batches(args.steps, workers))
         images = int(batches * batch / 0.8) + 1  # the validation split takes 20%
         data_root = args.data_root or demo_data(Path("outputs/bench") / f"train-data-{images}", images)

@@ -49,7 +49,8 @@ def serving_result(bench_store: Path, results: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def training_result(small_root: Path, results: Path) -> dict:
-    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--steps", "2", "--data-root", str(small_root)]
+    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--num-workers", "1", "--steps", "2", "--data-root",
+            str(small_root)]  # fmt: skip
     return training.main([*args, "--out", str(results)])
 
 
@@ -148,6 +149,7 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
         ("all weights", "loader"), ("all weights", "step"), ("all weights", "fit")
     ]  # fmt: skip
     assert all(r["images_per_s"] > 0 and r["batch_size"] == 4 for r in training_result["rows"])
+    assert all(r["num_workers"] == 1 for r in training_result["rows"])  # --num-workers over the config's 2
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
 
 
