@@ -267,9 +267,9 @@ def profile_markdown(result: dict) -> str:
     headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of probe",
                "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
     return (
-        "\nWhere the time goes (onnxruntime's profile of the same file, kernel time only): the matmuls' share and "
-        "the rate they reach inside the model, beside the probe's "
-        f"{probe:.0f} GFLOP/s.\n\n" + markdown_table(headers, rows, digits=2)
+        "\nWhere the time goes (onnxruntime's profile of the same file in a separate session, kernel time only, "
+        "so its ms need not match the timed median): the matmuls' share and the rate they reach inside the model, "
+        f"beside the probe's {probe:.0f} GFLOP/s.\n\n" + markdown_table(headers, rows, digits=2)
     )
 
 
