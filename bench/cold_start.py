@@ -30,6 +30,7 @@ from pathlib import Path
 from bench.common import (
     COLD_START_GOAL_S,
     add_output_arguments,
+    at_least,
     describe,
     markdown_table,
     model_store,
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--variants", nargs="+", choices=("fp32", "int8"), default=["int8", "fp32"])
     parser.add_argument("--doors", nargs="+", choices=("lambda", "gunicorn"), default=["lambda", "gunicorn"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=at_least(1), default=5)
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()

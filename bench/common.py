@@ -97,6 +97,17 @@ def describe(info: dict[str, Any]) -> str:
     return f"{where}, GPU {info['gpu']}" if info.get("gpu") else where
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``, refused by name otherwise."""
+
+    def parse(text: str) -> int:
+        if not text.lstrip("-").isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {minimum}")
+        return int(text)
+
+    return parse
+
+
 def add_output_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
     """``--out`` (the results folder) and, for benchmarks that serve exported models, ``--store``."""
     if store:

@@ -27,7 +27,16 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench.common import add_output_arguments, build_network, describe, markdown_table, model_store, publish, timed
+from bench.common import (
+    add_output_arguments,
+    at_least,
+    build_network,
+    describe,
+    markdown_table,
+    model_store,
+    publish,
+    timed,
+)
 from inference.predictor import FILES
 from training.networks import count_parameters
 
@@ -129,16 +138,15 @@ def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         options.profile_file_prefix = str(Path(folder) / "profile")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        session.run(None, {"image": images})  # warm-up; its events are dropped below
-        session.end_profiling()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for _ in range(runs):
+        for _ in range(1 + runs):  # the first is a warm-up, dropped below
             session.run(None, {"image": images})
         events = json.loads(Path(session.end_profiling()).read_text())
+    warm_up = next(e for e in events if e.get("name") == "model_run")
+    warmed = warm_up["ts"] + warm_up["dur"]
     per_op: dict[str, float] = {}
     work = {"fp32": [0.0, 0.0], "integer": [0.0, 0.0]}  # FLOPs, seconds
     for event in events:
-        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") or event["ts"] < warmed:
             continue
         op, seconds = event["args"]["op_name"], event["dur"] / 1e6
         per_op[op] = per_op.get(op, 0.0) + seconds
@@ -276,9 +284,11 @@ def profile_markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--probe-mb", type=int, default=1024, help="bandwidth probe size (far above the caches)")
+    parser.add_argument("--batches", nargs="+", type=at_least(1), default=[1, 8])
+    parser.add_argument("--repeats", type=at_least(1), default=20)
+    parser.add_argument(
+        "--probe-mb", type=at_least(1), default=1024, help="bandwidth probe size (far above the caches)"
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the per-operator onnxruntime profile")
     add_output_arguments(parser)
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ from bench.common import (
     P50_OVERHEAD_GOAL_MS,
     SATURATION_GOAL,
     add_output_arguments,
+    at_least,
     describe,
     markdown_table,
     model_store,
@@ -36,7 +37,7 @@ from bench.common import (
     summary_ms,
 )
 from inference.predictor import Predictor, available_cpus, resolve_model_path
-from inference.service import default_workers
+from inference.service import DEFAULT_THREADS, default_workers, session_threads
 from tests.servers import gunicorn
 
 Call = Callable[[dict], "str | None"]  # one request from a client (its state): an error text, or None
@@ -151,7 +152,7 @@ def measure_level(service: Call, raw: Call, concurrency: int, callers: int, seco
 
 def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argparse.Namespace, work: Path) -> dict:
     png = sample_png()
-    threads = max(1, available_cpus() // layout.workers)
+    threads = session_threads(layout.workers)  # as each gunicorn worker's session gets
     raw = predictor_call([Predictor.load(path, threads=threads) for _ in range(layout.workers)], png)
     context, base_url = gunicorn(store, work / f"{name}-{layout}.log", MODEL_NAME=name, MODEL_VARIANT=args.variant,
                                  WEB_CONCURRENCY=str(layout.workers), GUNICORN_THREADS=str(layout.threads),
@@ -209,8 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="int8")
-    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 2, 4, 8])
-    deployed = Layout(default_workers(), 2)  # gunicorn_conf.py's defaults on this machine
+    parser.add_argument("--concurrency", nargs="+", type=at_least(1), default=[1, 2, 4, 8])
+    deployed = Layout(default_workers(), DEFAULT_THREADS)  # gunicorn_conf.py's defaults on this machine
     throughput = Layout(available_cpus(), 1)  # one single-threaded session per core
     parser.add_argument(
         "--layouts",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"gunicorn WORKERSxTHREADS to measure (default: {deployed}, as deployed, and {throughput})",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="service time per concurrency level")
-    parser.add_argument("--rounds", type=int, default=4, help="slices per level, alternating service and raw")
+    parser.add_argument("--rounds", type=at_least(1), default=4, help="slices per level, alternating service and raw")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()

@@ -29,7 +29,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import add_output_arguments, describe, markdown_table, publish
+from bench.common import add_output_arguments, at_least, describe, markdown_table, publish
 from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
@@ -214,10 +214,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--precision", default=None, help="default: the config's (bf16-mixed in vit.yaml, mlp.yaml)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the module (compiles in the warm-up)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
-    parser.add_argument("--num-workers", type=int, default=None, help="loader workers; default: the config's")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch-size", type=at_least(1), default=None, help="default: the config's")
+    parser.add_argument("--num-workers", type=at_least(0), default=None, help="loader workers; default: the config's")
+    parser.add_argument("--steps", type=at_least(1), default=3)
+    parser.add_argument("--warmup", type=at_least(0), default=1)
     parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
     add_output_arguments(parser, store=False)
     args = parser.parse_args(argv)

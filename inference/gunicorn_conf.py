@@ -9,11 +9,11 @@ pools do not survive a fork.
 import json
 import os
 
-from inference.service import default_workers
+from inference.service import DEFAULT_THREADS, default_workers
 
 
 def _count(name: str, default: int) -> int:
-    """A positive whole number from the environment; unset or empty (compose's ``${X:-}``) is the default."""
+    """A positive whole number from the environment; unset or empty is the default."""
     text = os.environ.get(name) or str(default)
     if not text.isdigit() or int(text) < 1:
         raise SystemExit(f"{name}={text!r}: expected a whole number of at least 1")
@@ -22,7 +22,7 @@ def _count(name: str, default: int) -> int:
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
 workers = _count("WEB_CONCURRENCY", default_workers())
-threads = _count("GUNICORN_THREADS", 2)
+threads = _count("GUNICORN_THREADS", DEFAULT_THREADS)
 os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
 wsgi_app = "inference.server:create_app()"
 preload_app = False

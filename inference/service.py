@@ -19,9 +19,17 @@ from inference.predictor import Limits, Predictor, Variant, available_cpus, reso
 log = logging.getLogger(__name__)
 
 
+DEFAULT_THREADS = 2  # gunicorn threads per worker: decoding one request overlaps another's session run
+
+
 def default_workers() -> int:
     """Two cores per gunicorn worker: onnxruntime already spreads one request over its cores."""
     return max(1, available_cpus() // 2)
+
+
+def session_threads(workers: int) -> int:
+    """onnxruntime intra-op threads for each of ``workers`` processes: the cores shared out."""
+    return max(1, available_cpus() // max(1, workers))
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class ServingConfig:
 
     @property
     def threads(self) -> int:
-        return max(1, available_cpus() // max(1, self.workers))
+        return session_threads(self.workers)
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

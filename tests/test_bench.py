@@ -120,6 +120,20 @@ def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
     assert "'2by1' is not WORKERSxTHREADS" in stderr.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("main", "argv", "message"),
+    [
+        (serving.main, ["--rounds", "0"], "argument --rounds: '0' is not a whole number of at least 1"),
+        (training.main, ["--num-workers", "-1"], "argument --num-workers: '-1' is not a whole number of at least 0"),
+        (inference.main, ["--batches", "1", "two"], "argument --batches: 'two' is not a whole number of at least 1"),
+    ],
+)
+def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        main(argv)
+    assert message in stderr.getvalue()
+
+
 def test_closed_loop_slices_add_up() -> None:
     load = serving.closed_loop(lambda state: None, 2, 0.1)
     first = len(load.latencies)
