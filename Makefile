@@ -37,12 +37,13 @@ lint: venv
 ui: venv
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
 
-# make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it with gunicorn.
+# make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it with gunicorn
+#             in gunicorn_conf.py's layout (set WEB_CONCURRENCY / GUNICORN_THREADS to choose another).
 MODEL_NAME ?= vit_tiny_patch16_224
 PORT ?= 8080
 serve: venv
 	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
-	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) WEB_CONCURRENCY=2 \
+	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) \
 		$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
 
 # make frontend: the Streamlit app on 127.0.0.1:8501, talking to `make serve` (and the Lambda API if set).
