@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from inference.predictor import FILES, available_cpus
+from inference.cores import available_cpus
+from inference.predictor import FILES
 
 RESULTS = Path("bench/results")
 MODEL_CACHE = Path("outputs/bench/models")

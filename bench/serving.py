@@ -36,8 +36,8 @@ from bench.common import (
     sample_png,
     summary_ms,
 )
-from inference.predictor import Predictor, available_cpus, resolve_model_path
-from inference.service import DEFAULT_THREADS, default_workers, session_threads
+from inference.cores import DEFAULT_THREADS, available_cpus, default_workers, session_threads
+from inference.predictor import Predictor, resolve_model_path
 from tests.servers import gunicorn
 
 Call = Callable[[dict], "str | None"]  # one request from a client (its state): an error text, or None

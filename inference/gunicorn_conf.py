@@ -3,13 +3,14 @@
 Workers x threads fit the cores: onnxruntime uses the cores inside one request, so few workers
 with a couple of threads each, and each worker's session gets cores / workers intra-op threads.
 The model loads in each worker after the fork (``preload_app = False``): onnxruntime's thread
-pools do not survive a fork.
+pools do not survive a fork. Nor does its import: this file, read by the arbiter, imports only
+``inference.cores``, or every worker would hang or abort as it exits.
 """
 
 import json
 import os
 
-from inference.service import DEFAULT_THREADS, default_workers
+from inference.cores import DEFAULT_THREADS, default_workers  # no onnxruntime in the arbiter
 
 
 def _count(name: str, default: int) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -21,24 +20,13 @@ import numpy as np
 import onnxruntime as ort
 
 from inference import errors
+from inference.cores import available_cpus
 from inference.preprocessing import MAX_IMAGE_PIXELS, decode, to_input
 
 log = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
 REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-
-
-def available_cpus() -> int:
-    """CPUs this process may really use: affinity, and a cgroup v2 quota where one is set."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cpus)
 
 
 @functools.lru_cache(maxsize=32)

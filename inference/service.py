@@ -14,22 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference import errors
-from inference.predictor import Limits, Predictor, Variant, available_cpus, resolve_model_path
+from inference.cores import session_threads
+from inference.predictor import Limits, Predictor, Variant, resolve_model_path
 
 log = logging.getLogger(__name__)
-
-
-DEFAULT_THREADS = 2  # gunicorn threads per worker: decoding one request overlaps another's session run
-
-
-def default_workers() -> int:
-    """Two cores per gunicorn worker: onnxruntime already spreads one request over its cores."""
-    return max(1, available_cpus() // 2)
-
-
-def session_threads(workers: int) -> int:
-    """onnxruntime intra-op threads for each of ``workers`` processes: the cores shared out."""
-    return max(1, available_cpus() // max(1, workers))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -73,6 +75,9 @@ def process(command: list[str], url: str, env: dict[str, str], log: Path) -> Ite
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            with contextlib.suppress(ProcessLookupError):  # whatever it left behind (its own session)
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

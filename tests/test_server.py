@@ -195,6 +195,38 @@ def test_corrupt_model_is_not_ready(tmp_path: Path) -> None:
                              timeout=10).status_code == 503  # fmt: skip
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return "gunicorn" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("workers", "threads"), [("2", "1"), ("1", "2")])
+def test_sigterm_stops_every_worker_at_once(model_store: Path, tmp_path: Path, workers: str, threads: str) -> None:
+    """A worker forked from an arbiter that had imported onnxruntime hung (one session thread) or
+    aborted (two) as it exited, and outlived a killed arbiter: docker stop waited, workers leaked."""
+    log = tmp_path / "gunicorn.log"
+    server, url = start(model_store, log, WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads)
+    with server as arbiter:
+        assert requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"},
+                             timeout=30).status_code == 200  # fmt: skip
+        pids = [int(pid) for pid in Path(f"/proc/{arbiter.pid}/task/{arbiter.pid}/children").read_text().split()]
+        assert len(pids) == int(workers)
+        arbiter.terminate()
+        assert arbiter.wait(timeout=15) == 0
+    assert not [pid for pid in pids if _alive(pid)]
+    text = log.read_text()
+    assert not [sign for sign in ("terminate called", "exited with code", "was sent") if sign in text]
+
+
+def test_the_arbiter_never_imports_onnxruntime() -> None:
+    code = "import runpy, sys; runpy.run_path('inference/gunicorn_conf.py'); print('onnxruntime' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize(("name", "value"), [("GUNICORN_THREADS", "two"), ("WEB_CONCURRENCY", "0")])
 def test_a_bad_layout_setting_stops_gunicorn_with_its_name(tmp_path: Path, name: str, value: str) -> None:
     command, environment = gunicorn_launch(tmp_path, free_port(), **{name: value})
