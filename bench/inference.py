@@ -129,10 +129,30 @@ def _matmul_flops(args: dict) -> float:
     return 2.0 * math.prod(output) * first[-1]
 
 
+def _weight_shape(args: dict) -> tuple[int, int, int] | None:
+    """``(M, K, N)`` of a matmul by a weight, None for one of two activations (attention's 4-D ones).
+    The profile leaves a prepacked weight out of the inputs, or shows its shape as ``[]``."""
+    (output,) = args["output_type_shape"][0].values()
+    first, *rest = (next(iter(shape.values())) for shape in args["input_type_shape"])
+    second = rest[0] if rest else []
+    return (math.prod(output[:-1]), first[-1], output[-1]) if len(second) <= 2 else None
+
+
+def alone_gflops(shapes: dict[tuple[int, int, int], int], repeats: int = 5) -> float:
+    """The rate of the same weight matmuls (shape: count) each run alone as a one-node onnxruntime
+    model: what the machine does at the model's own shapes, a floor nearer than the best probe."""
+    flops = seconds = 0.0
+    for (m, k, n), count in shapes.items():
+        flops += count * 2.0 * m * k * n
+        seconds += count * min(timed(_ort_matmul(m, k, n), repeats=repeats))
+    return flops / seconds / 1e9 if seconds else float("nan")
+
+
 def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
     """Where one onnxruntime run spends its time, from the session's own profile (a separate
     session: profiling slows the timed one): kernel ms per image by operator, the matmuls' share,
-    and the rate the fp32 and integer matmuls reach inside the model (to set beside the probe)."""
+    the rate the fp32 and integer matmuls reach inside the model (to set beside the probe), and the
+    weight matmuls' rate in the model beside the same shapes run alone (is the model or the shape slow?)."""
     options = ort.SessionOptions()
     options.enable_profiling = True
     with tempfile.TemporaryDirectory() as folder:
@@ -141,19 +161,25 @@ def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
         for _ in range(1 + runs):  # the first is a warm-up, dropped below
             session.run(None, {"image": images})
         events = json.loads(Path(session.end_profiling()).read_text())
+    del session  # before the matmuls run alone: the MLP's weights are gigabytes
     warm_up = next(e for e in events if e.get("name") == "model_run")
     warmed = warm_up["ts"] + warm_up["dur"]
     per_op: dict[str, float] = {}
-    work = {"fp32": [0.0, 0.0], "integer": [0.0, 0.0]}  # FLOPs, seconds
+    work = {"fp32": [0.0, 0.0], "integer": [0.0, 0.0], "weight": [0.0, 0.0]}  # FLOPs, seconds
+    weight_shapes: dict[tuple[int, int, int], int] = {}
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") or event["ts"] < warmed:
             continue
         op, seconds = event["args"]["op_name"], event["dur"] / 1e6
         per_op[op] = per_op.get(op, 0.0) + seconds
         if op in MATMULS:
-            totals = work["integer" if op in INTEGER_MATMULS else "fp32"]
-            totals[0] += _matmul_flops(event["args"])
-            totals[1] += seconds
+            flops, integer = _matmul_flops(event["args"]), op in INTEGER_MATMULS
+            shape = None if integer else _weight_shape(event["args"])
+            for kind in ["integer" if integer else "fp32"] + (["weight"] if shape else []):
+                work[kind][0] += flops
+                work[kind][1] += seconds
+            if shape:
+                weight_shapes[shape] = weight_shapes.get(shape, 0) + 1
     scale = 1000 / runs / len(images)
     kernel = sum(per_op.values())
     return {
@@ -162,6 +188,7 @@ def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
         "matmul_share": sum(t for op, t in per_op.items() if op in MATMULS) / kernel if kernel else 0.0,
         **{f"{kind}_matmul_gflops": flops / seconds / 1e9 if seconds else float("nan")
            for kind, (flops, seconds) in work.items()},
+        "weight_matmul_alone_gflops": alone_gflops(weight_shapes),
     }  # fmt: skip
 
 
@@ -270,14 +297,16 @@ def profile_markdown(result: dict) -> str:
         p = r["profile"]
         others = [(op, ms) for op, ms in p["ops_ms_per_image"].items() if op not in MATMULS][:3]
         rows.append((r["model"], r["runtime"], r["batch"], p["kernel_ms_per_image"], f"{p['matmul_share']:.0%}",
-                     p["fp32_matmul_gflops"], p["fp32_matmul_gflops"] / probe, p["integer_matmul_gflops"],
+                     p["fp32_matmul_gflops"], p["fp32_matmul_gflops"] / probe, p["weight_matmul_gflops"],
+                     p["weight_matmul_alone_gflops"], p["integer_matmul_gflops"],
                      ", ".join(f"{op} {ms:.1f}" for op, ms in others)))  # fmt: skip
     headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of probe",
-               "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
+               "weight matmuls GFLOP/s", "same shapes alone", "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
     return (
         "\nWhere the time goes (onnxruntime's profile of the same file in a separate session, kernel time only, "
         "so its ms need not match the timed median): the matmuls' share and the rate they reach inside the model, "
-        f"beside the probe's {probe:.0f} GFLOP/s.\n\n" + markdown_table(headers, rows, digits=2)
+        f"beside the probe's {probe:.0f} GFLOP/s; then the fp32 matmuls by a weight (attention's excluded) in the "
+        "model, and the same shapes each run alone.\n\n" + markdown_table(headers, rows, digits=2)
     )
 
 

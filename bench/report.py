@@ -300,9 +300,13 @@ def _floor_detail(row: dict, ceilings: dict[str, float]) -> str:
     profile = row.get("profile")
     if not profile or not math.isfinite(profile["fp32_matmul_gflops"]):
         return ""
-    rate = profile["fp32_matmul_gflops"]
-    return (f"; matmuls {profile['matmul_share']:.0%} of kernel time, at {rate:.0f} GFLOP/s in the model "
-            f"({rate / ceilings['matmul_gflops']:.0%} of the probe)")  # fmt: skip
+    rate, alone = profile["fp32_matmul_gflops"], profile.get("weight_matmul_alone_gflops", math.nan)
+    detail = (f"; matmuls {profile['matmul_share']:.0%} of kernel time, at {rate:.0f} GFLOP/s in the model "
+              f"({rate / ceilings['matmul_gflops']:.0%} of the probe)")  # fmt: skip
+    if math.isfinite(alone):
+        detail += (f"; its weight matmuls reach {profile['weight_matmul_gflops']:.0f} GFLOP/s in the model and "
+                   f"{alone:.0f} at the same shapes alone")  # fmt: skip
+    return detail
 
 
 def goals_section(results: dict[str, dict]) -> Section:

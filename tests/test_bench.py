@@ -7,6 +7,7 @@ import contextlib
 import io
 import itertools
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ import pytest
 
 from bench import cold_start, inference, report, serving, training
 from bench.common import model_store
-from inference.predictor import available_cpus
+from inference.cores import available_cpus
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,11 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
         assert sum(profile["ops_ms_per_image"].values()) == pytest.approx(profile["kernel_ms_per_image"])
         kind = "integer" if row["runtime"] == "onnx-int8" else "fp32"
         assert profile[f"{kind}_matmul_gflops"] > 0
+        if kind == "fp32":  # every matmul of an MLP is by a weight, and those shapes also run alone
+            assert profile["weight_matmul_gflops"] == pytest.approx(profile["fp32_matmul_gflops"])
+            assert profile["weight_matmul_alone_gflops"] > 0
     assert "Where the time goes" in table
+    assert "same shapes alone" in table
 
 
 def test_matmul_flops_come_from_the_profiled_shapes() -> None:
@@ -82,6 +87,28 @@ def test_matmul_flops_come_from_the_profiled_shapes() -> None:
         "output_type_shape": [{"float": [8, 197, 3072]}],
     }
     assert inference._matmul_flops(args) == 2 * 8 * 197 * 3072 * 768
+    assert inference._weight_shape(args) == (8 * 197, 768, 3072)  # a weight shown as []
+
+
+def test_attention_matmuls_are_not_weight_matmuls() -> None:
+    scores = {
+        "input_type_shape": [{"float": [1, 12, 197, 64]}, {"float": [1, 12, 64, 197]}],
+        "output_type_shape": [{"float": [1, 12, 197, 197]}],
+    }
+    assert inference._weight_shape(scores) is None
+    linear = {
+        "input_type_shape": [{"float": [197, 768]}, {"float": [768, 2304]}],
+        "output_type_shape": [{"float": [197, 2304]}],
+    }
+    assert inference._weight_shape(linear) == (197, 768, 2304)
+    prepacked = {"input_type_shape": [{"float": [1, 197, 768]}], "output_type_shape": [{"float": [1, 197, 2304]}]}
+    assert inference._weight_shape(prepacked) == (197, 768, 2304)  # onnxruntime leaves the weight out
+
+
+def test_same_shapes_alone_give_a_rate_and_none_give_nan() -> None:
+    one = inference.alone_gflops({(64, 128, 96): 1}, repeats=3)
+    assert 0 < one < 1e4
+    assert math.isnan(inference.alone_gflops({}))
 
 
 def test_cold_start_benchmark_times_fresh_processes(cold_start_result: dict, results: Path) -> None:
