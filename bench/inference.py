@@ -2,11 +2,13 @@
 
     python -m bench.inference --models vit_base_patch16_224 mlp --batches 1 8
 
-Each row is printed beside its physical floor, measured in the same run: for the ViT its FLOPs
-over the machine's measured fp32 matmul rate; for the MLP at batch 1, its weight bytes over the
-measured memory bandwidth. Each ceiling is the best of several probes, in PyTorch and in
-onnxruntime itself (its MLAS kernels are what the ONNX rows run on), so a floor is never slower
-than what the machine showed it can do. Writes ``inference.json`` and ``inference.md``.
+Each row is printed beside its physical floor: for the ViT its FLOPs over the machine's fp32
+matmul rate; for the MLP at batch 1, its weight bytes over the memory read rate. Each ceiling is
+the best of several probes, in PyTorch and in onnxruntime itself (its MLAS kernels are what the
+ONNX rows run on), and the winning probe is timed again between each row's runs: this VM drifts
+by tens of percent within minutes, so a floor and its row are measured in the same minutes. Every
+timed call starts after a short settle, so no runtime's spinning threads slow the next one.
+Writes ``inference.json`` and ``inference.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,40 +63,70 @@ def _ort_matmul(m: int, k: int, n: int) -> Callable[[], object]:
     return lambda: session.run(None, {"x": x})
 
 
-def matmul_gflops(repeats: int = 8) -> dict[str, float]:
-    """fp32 rate of large multithreaded matmuls: a square one in PyTorch, and in onnxruntime a
+@dataclass(frozen=True)
+class Probe:
+    """One ceiling measurement: a call, and the work it does (FLOPs, or bytes read)."""
+
+    call: Callable[[], object]
+    work: float
+
+    def rate(self, repeats: int) -> float:
+        """Work per second of the fastest of ``repeats`` calls."""
+        return self.work / min(timed(self.call, repeats=repeats))
+
+
+def matmul_probes() -> dict[str, Probe]:
+    """fp32 matmuls large enough to use every core: a square one in PyTorch, and in onnxruntime a
     square one and one of a ViT-B MLP layer at batch 8 (1576 tokens x 768 -> 3072)."""
     size = 3072
     a, b = torch.randn(size, size), torch.randn(size, size)
-    rates = {"torch 3072^3": 2 * size**3 / min(timed(lambda: a @ b, repeats=repeats)) / 1e9}
+    probes = {"torch 3072^3": Probe(lambda: a @ b, 2.0 * size**3)}
     for label, (m, k, n) in {
         "onnxruntime 3072^3": (size, size, size),
         "onnxruntime 1576x768x3072": (1576, 768, 3072),
     }.items():
-        rates[label] = 2 * m * k * n / min(timed(_ort_matmul(m, k, n), repeats=repeats)) / 1e9
-    return rates
+        probes[label] = Probe(_ort_matmul(m, k, n), 2.0 * m * k * n)
+    return probes
 
 
-def _torch_read_rates(rows: int, columns: int, repeats: int) -> dict[str, float]:
+def read_probes(megabytes: int = 1024) -> dict[str, Probe]:
+    """Reads of a buffer far larger than the caches, on all threads: a sum and a matrix-vector
+    product in PyTorch, and a vector-matrix MatMul in onnxruntime (the MLP at batch 1 reads every
+    weight once per image, this way)."""
+    columns = 4096
+    rows = megabytes * 1024 * 1024 // 4 // columns
     matrix, vector = torch.randn(rows, columns), torch.randn(columns)
-    nbytes = matrix.numel() * 4
+    nbytes = float(matrix.numel() * 4)
     return {
-        "torch sum": nbytes / min(timed(matrix.sum, repeats=repeats)) / 1e9,
-        "torch gemv": nbytes / min(timed(lambda: torch.mv(matrix, vector), repeats=repeats)) / 1e9,
+        "torch sum": Probe(matrix.sum, nbytes),
+        "torch gemv": Probe(lambda: torch.mv(matrix, vector), nbytes),
+        "onnxruntime 1 x K x N": Probe(_ort_matmul(1, rows, columns), nbytes),
     }
 
 
-def memory_gbps(megabytes: int = 1024, repeats: int = 8) -> dict[str, float]:
-    """Read bandwidth over a buffer far larger than the caches, on all threads: a sum and a
-    matrix-vector product in PyTorch, and a vector-matrix MatMul in onnxruntime (the MLP at
-    batch 1 reads every weight once per image, this way)."""
-    columns = 4096
-    rows = megabytes * 1024 * 1024 // 4 // columns
-    rates = _torch_read_rates(rows, columns, repeats)
-    rates["onnxruntime 1 x K x N"] = (
-        rows * columns * 4 / min(timed(_ort_matmul(1, rows, columns), repeats=repeats)) / 1e9
-    )
-    return rates
+def best_probe(probes: dict[str, Probe], scale: float, repeats: int = 8) -> tuple[dict[str, float], str]:
+    """Each probe's rate (work per second / ``scale``) and the name of the fastest: the ceiling."""
+    rates = {label: probe.rate(repeats) / scale for label, probe in probes.items()}
+    return rates, max(rates, key=rates.__getitem__)
+
+
+SETTLE_S = 0.1  # between timed calls: onnxruntime's and OpenMP's idle threads spin for a while, and
+# a probe run in another thread pool meanwhile ran at half its rate
+
+
+def paced(call: Callable[[], object], probe: Probe | None, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``call`` and, where given, of ``probe`` timed in turn, ``repeats`` times, every
+    row alike: this VM drifts by tens of percent within minutes, and a floor probed minutes before
+    its row is timed mostly measures the drift."""
+    turn = [call] if probe is None else [call, probe.call]
+    for fn in turn * 2:  # warm-ups
+        fn()
+    samples: list[list[float]] = [[] for _ in turn]
+    for _ in range(repeats):
+        for fn, seconds in zip(turn, samples, strict=True):
+            time.sleep(SETTLE_S)
+            seconds += timed(fn, repeats=1, warmup=0)
+    return samples[0], samples[1] if probe else []
 
 
 def vit_flops(net: torch.nn.Module) -> float:
@@ -138,13 +171,18 @@ def _weight_shape(args: dict) -> tuple[int, int, int] | None:
     return (math.prod(output[:-1]), first[-1], output[-1]) if len(second) <= 2 else None
 
 
-def alone_gflops(shapes: dict[tuple[int, int, int], int], repeats: int = 5) -> float:
+def alone_gflops(shapes: dict[tuple[int, int, int], int], repeats: int = 10, passes: int = 3) -> float:
     """The rate of the same weight matmuls (shape: count) each run alone as a one-node onnxruntime
-    model: what the machine does at the model's own shapes, a floor nearer than the best probe."""
-    flops = seconds = 0.0
-    for (m, k, n), count in shapes.items():
-        flops += count * 2.0 * m * k * n
-        seconds += count * min(timed(_ort_matmul(m, k, n), repeats=repeats))
+    model, each at its fastest over ``passes`` rounds of ``repeats`` (rounds, as this VM drifts):
+    what the machine does at the model's own shapes."""
+    calls = {shape: _ort_matmul(*shape) for shape in shapes}
+    fastest = dict.fromkeys(shapes, float("inf"))
+    for _ in range(passes):
+        for shape, call in calls.items():
+            time.sleep(SETTLE_S)  # the last session's threads stop spinning
+            fastest[shape] = min(fastest[shape], *timed(call, repeats=repeats, warmup=2))
+    flops = sum(count * 2.0 * math.prod(shape) for shape, count in shapes.items())
+    seconds = sum(count * fastest[shape] for shape, count in shapes.items())
     return flops / seconds / 1e9 if seconds else float("nan")
 
 
@@ -220,16 +258,38 @@ def peak_memory_mb(name: str, runtime: str, batch: int, path: Path | None) -> fl
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def floor_seconds(is_mlp: bool, runtime: str, weight_bytes: float, flops: float, ceilings: dict[str, float]) -> float:
-    """MLP: its weight bytes (int8 ones for int8) over the read bandwidth. ViT: its FLOPs over the
-    fp32 matmul rate; none for int8, whose integer rate is not probed."""
+def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flops: float) -> tuple[str, float] | None:
+    """What bounds a batch from below, and how much of it: an MLP at batch 1 reads its weight bytes
+    (int8 ones for int8); a ViT does its FLOPs. None for a batched MLP (the batch shares the weight
+    reads) and for the int8 ViT (whose integer rate is not probed)."""
     if is_mlp:
-        return weight_bytes / (ceilings["memory_gbps"] * 1e9)
-    return float("nan") if runtime == "onnx-int8" else flops / (ceilings["matmul_gflops"] * 1e9)
+        return ("memory_gbps", weight_bytes) if batch == 1 else None
+    return None if runtime == "onnx-int8" else ("matmul_gflops", flops * batch)
+
+
+def time_row(call: Callable[[], object], batch: int, repeats: int, bound: tuple[str, float] | None,
+             floors: dict[str, Probe]) -> tuple[list[float], dict[str, float]]:  # fmt: skip
+    """Seconds per batch and, where a floor applies, the floor from the probe that set the ceiling,
+    re-timed between this row's runs: ``vs_floor`` median over median, ``best_vs_floor`` fastest
+    over fastest."""
+    nan = float("nan")
+    if bound is None:
+        samples, _ = paced(call, None, repeats)
+        return samples, {"floor_ms_per_image": nan, "vs_floor": nan, "best_vs_floor": nan, "floor_probe_rate": nan}
+    kind, work = bound
+    probe = floors[kind]
+    samples, probe_samples = paced(call, probe, repeats)
+    floor_s = statistics.median(probe_samples) * work / probe.work
+    return samples, {
+        "floor_ms_per_image": floor_s / batch * 1000,
+        "vs_floor": statistics.median(samples) / floor_s,
+        "best_vs_floor": min(samples) / (min(probe_samples) * work / probe.work),
+        "floor_probe_rate": probe.work / statistics.median(probe_samples) / 1e9,
+    }
 
 
 def bench_model(
-    name: str, batches: list[int], repeats: int, ceilings: dict[str, float], store: Path, *, profile: bool = True
+    name: str, batches: list[int], repeats: int, floors: dict[str, Probe], store: Path, *, profile: bool = True
 ) -> list[dict]:
     folder = store / name
     net = build_network(name)
@@ -243,12 +303,11 @@ def bench_model(
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
         load_s = time.perf_counter() - started if path else float("nan")
         size = path.stat().st_size if path else count_parameters(net) * 4
-        floor = floor_seconds(is_mlp, runtime, size, flops, ceilings)
         for batch in batches:
             images = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
-            samples = timed(runner(net, session, images), repeats=repeats)
+            bound = floor_work(is_mlp, runtime, batch, size, flops)
+            samples, floor = time_row(runner(net, session, images), batch, repeats, bound, floors)
             per_image = [s / batch for s in samples]
-            row_floor = floor if not is_mlp or batch == 1 else float("nan")  # batching shares the weight reads
             rows.append({
                 "model": name, "runtime": runtime, "batch": batch,
                 "median_ms_per_image": statistics.median(per_image) * 1000,
@@ -257,8 +316,7 @@ def bench_model(
                 "size_mb": size / 1e6,
                 "load_s": load_s,
                 "peak_mb": peak_mb,
-                "floor_ms_per_image": row_floor * 1000,
-                "vs_floor": statistics.median(per_image) / row_floor if row_floor == row_floor else float("nan"),
+                **floor,
                 "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
                 **({"profile": op_breakdown(path, images)} if path and profile else {}),
             })  # fmt: skip
@@ -274,14 +332,17 @@ def markdown(result: dict) -> str:
     )
     rows = [
         (r["model"], r["runtime"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"], r["images_per_s"],
-         r["floor_ms_per_image"], r["vs_floor"], r["size_mb"], r["load_s"], r["peak_mb"])
+         r["floor_ms_per_image"], r["vs_floor"], r.get("best_vs_floor", float("nan")), r["size_mb"], r["load_s"],
+         r["peak_mb"])
         for r in result["rows"]
     ]  # fmt: skip
     headers = ("model", "runtime", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img", "x floor",
-               "size MB", "load s", "peak MB")  # fmt: skip
+               "best x floor", "size MB", "load s", "peak MB")  # fmt: skip
     note = (
-        "\n`peak MB`: peak resident memory of a fresh process that loads that runtime and runs the largest "
-        "batch, imports included.\n"
+        "\n`floor`: the row's FLOPs (ViT) or weight bytes (MLP, batch 1) at the rate of the probe that set the "
+        "ceiling, that probe re-timed between the row's own runs so that the machine's drift moves both alike; "
+        "`x floor` is median over median, `best x floor` fastest over fastest. `peak MB`: peak resident memory "
+        "of a fresh process that loads that runtime and runs the largest batch, imports included.\n"
     )
     return header + markdown_table(headers, rows, digits=2) + note + profile_markdown(result)
 
@@ -322,11 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store)  # first: a bad name fails before minutes of probing
-    probes = {"matmul_gflops": matmul_gflops(), "memory_gbps": memory_gbps(args.probe_mb)}
-    ceilings = {key: max(values.values()) for key, values in probes.items()}
+    probes, ceilings, floors = {}, {}, {}
+    for kind, candidates in (("matmul_gflops", matmul_probes()), ("memory_gbps", read_probes(args.probe_mb))):
+        probes[kind], best = best_probe(candidates, scale=1e9)
+        ceilings[kind], floors[kind] = probes[kind][best], candidates[best]  # the others are freed here
     rows = []
     for name in args.models:
-        rows += bench_model(name, args.batches, args.repeats, ceilings, store, profile=not args.no_profile)
+        rows += bench_model(name, args.batches, args.repeats, floors, store, profile=not args.no_profile)
     return publish(args.out, "inference", {"ceilings": ceilings, "probes": probes, "rows": rows}, markdown)
 
 

@@ -63,8 +63,12 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     assert ceilings["matmul_gflops"] == max(probes["matmul_gflops"].values()) > 0
     assert ceilings["memory_gbps"] == max(probes["memory_gbps"].values()) > 0
     assert any(name.startswith("onnxruntime") for name in probes["matmul_gflops"])
+    for row in rows:  # the MLP's floor is its weight reads at batch 1; a batch shares them
+        floored = [row[key] for key in ("floor_ms_per_image", "vs_floor", "best_vs_floor", "floor_probe_rate")]
+        assert all(v > 0 for v in floored) if row["batch"] == 1 else all(math.isnan(v) for v in floored)
     table = (results / "inference.md").read_text()
     assert "| mlp-small | onnx-int8 | 1 |" in table
+    assert "best x floor" in table
     assert "floor ms/img" in table
     for row in rows:  # onnxruntime rows carry the session's own profile; PyTorch has none
         assert ("profile" in row) == (row["runtime"] != "pytorch")
@@ -88,6 +92,23 @@ def test_matmul_flops_come_from_the_profiled_shapes() -> None:
     }
     assert inference._matmul_flops(args) == 2 * 8 * 197 * 3072 * 768
     assert inference._weight_shape(args) == (8 * 197, 768, 3072)  # a weight shown as []
+
+
+def test_a_floor_probe_is_timed_in_turn_with_its_row() -> None:
+    order: list[str] = []
+    probe = inference.Probe(lambda: order.append("probe"), work=1.0)
+    calls, probes = inference.paced(lambda: order.append("row"), probe, repeats=3)
+    assert len(calls) == len(probes) == 3
+    assert order == ["row", "probe"] * 5  # two untimed warm-ups, then three timed turns
+    alone, none = inference.paced(lambda: order.append("alone"), None, repeats=2)
+    assert (len(alone), none) == (2, [])
+
+
+def test_floor_work_is_flops_or_weight_bytes_where_a_floor_applies() -> None:
+    assert inference.floor_work(False, "onnx-fp32", 8, 1e8, 35e9) == ("matmul_gflops", 8 * 35e9)
+    assert inference.floor_work(False, "onnx-int8", 1, 1e8, 35e9) is None  # no integer probe
+    assert inference.floor_work(True, "onnx-int8", 1, 3.6e8, 0.0) == ("memory_gbps", 3.6e8)
+    assert inference.floor_work(True, "onnx-fp32", 8, 1.4e9, 0.0) is None  # a batch shares the weight reads
 
 
 def test_attention_matmuls_are_not_weight_matmuls() -> None:
