@@ -5,9 +5,10 @@
 Each row is printed beside its physical floor: for the ViT its FLOPs over the machine's fp32
 matmul rate; for the MLP at batch 1, its weight bytes over the memory read rate. Each ceiling is
 the best of several probes, in PyTorch and in onnxruntime itself (its MLAS kernels are what the
-ONNX rows run on), and the winning probe is timed again between each row's runs: this VM drifts
-by tens of percent within minutes, so a floor and its row are measured in the same minutes. Every
-timed call starts after a short settle, so no runtime's spinning threads slow the next one.
+ONNX rows run on). A model's three runtimes and the winning probe are then timed in turn, call by
+call: this VM drifts by tens of percent within minutes, so rows compared with each other or with
+their floor are measured in the same minutes. Every timed call starts after a short settle, so no
+runtime's spinning threads slow the next one.
 Writes ``inference.json`` and ``inference.md``.
 """
 
@@ -114,19 +115,18 @@ SETTLE_S = 0.1  # between timed calls: onnxruntime's and OpenMP's idle threads s
 # a probe run in another thread pool meanwhile ran at half its rate
 
 
-def paced(call: Callable[[], object], probe: Probe | None, repeats: int) -> tuple[list[float], list[float]]:
-    """Seconds of ``call`` and, where given, of ``probe`` timed in turn, ``repeats`` times, every
-    row alike: this VM drifts by tens of percent within minutes, and a floor probed minutes before
-    its row is timed mostly measures the drift."""
-    turn = [call] if probe is None else [call, probe.call]
-    for fn in turn * 2:  # warm-ups
-        fn()
-    samples: list[list[float]] = [[] for _ in turn]
+def paced(calls: list[Callable[[], object]], repeats: int) -> list[list[float]]:
+    """Seconds of each call, timed in turn ``repeats`` times, a settle before each: every runtime of
+    a model and its floor's probe meet the same minutes of this VM, which drifts by tens of percent
+    within minutes (timed one after another, a ratio of two rows mostly measured the drift)."""
+    for call in calls * 2:  # warm-ups
+        call()
+    samples: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
-        for fn, seconds in zip(turn, samples, strict=True):
+        for call, seconds in zip(calls, samples, strict=True):
             time.sleep(SETTLE_S)
-            seconds += timed(fn, repeats=1, warmup=0)
-    return samples[0], samples[1] if probe else []
+            seconds += timed(call, repeats=1, warmup=0)
+    return samples
 
 
 def vit_flops(net: torch.nn.Module) -> float:
@@ -267,61 +267,79 @@ def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flop
     return None if runtime == "onnx-int8" else ("matmul_gflops", flops * batch)
 
 
-def time_row(call: Callable[[], object], batch: int, repeats: int, bound: tuple[str, float] | None,
-             floors: dict[str, Probe]) -> tuple[list[float], dict[str, float]]:  # fmt: skip
-    """Seconds per batch and, where a floor applies, the floor from the probe that set the ceiling,
-    re-timed between this row's runs: ``vs_floor`` median over median, ``best_vs_floor`` fastest
-    over fastest."""
-    nan = float("nan")
-    if bound is None:
-        samples, _ = paced(call, None, repeats)
-        return samples, {"floor_ms_per_image": nan, "vs_floor": nan, "best_vs_floor": nan, "floor_probe_rate": nan}
-    kind, work = bound
-    probe = floors[kind]
-    samples, probe_samples = paced(call, probe, repeats)
-    floor_s = statistics.median(probe_samples) * work / probe.work
-    return samples, {
+def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, probe: Probe | None,
+                 probe_samples: list[float]) -> dict[str, float]:  # fmt: skip
+    """A row against its floor, the probe timed in turn with it: ``vs_floor`` median over median,
+    ``best_vs_floor`` fastest over fastest."""
+    if bound is None or probe is None:
+        return dict.fromkeys(("floor_ms_per_image", "vs_floor", "best_vs_floor", "floor_probe_rate"), float("nan"))
+    scale = bound[1] / probe.work
+    floor_s = statistics.median(probe_samples) * scale
+    return {
         "floor_ms_per_image": floor_s / batch * 1000,
         "vs_floor": statistics.median(samples) / floor_s,
-        "best_vs_floor": min(samples) / (min(probe_samples) * work / probe.work),
+        "best_vs_floor": min(samples) / (min(probe_samples) * scale),
         "floor_probe_rate": probe.work / statistics.median(probe_samples) / 1e9,
     }
+
+
+@dataclass
+class Loaded:
+    """One runtime of a model, ready to time."""
+
+    path: Path | None
+    session: ort.InferenceSession | None
+    load_s: float
+    size: float
+    peak_mb: float
+
+
+def load_runtimes(name: str, net: torch.nn.Module, folder: Path, batch: int) -> dict[str, Loaded]:
+    loaded = {}
+    for runtime in RUNTIMES:
+        path = folder / FILES[runtime.removeprefix("onnx-")] if runtime != "pytorch" else None
+        peak_mb = peak_memory_mb(name, runtime, batch, path)
+        started = time.perf_counter()
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
+        load_s = time.perf_counter() - started if path else float("nan")
+        size = path.stat().st_size if path else count_parameters(net) * 4
+        loaded[runtime] = Loaded(path, session, load_s, size, peak_mb)
+    return loaded
 
 
 def bench_model(
     name: str, batches: list[int], repeats: int, floors: dict[str, Probe], store: Path, *, profile: bool = True
 ) -> list[dict]:
-    folder = store / name
+    """Every runtime of one model, timed in turn at each batch size with its floor's probe."""
     net = build_network(name)
     is_mlp = name.startswith("mlp")
     flops = 0.0 if is_mlp else vit_flops(net)
+    loaded = load_runtimes(name, net, store / name, max(batches))
     rows = []
-    for runtime in RUNTIMES:
-        path = folder / FILES[runtime.removeprefix("onnx-")] if runtime != "pytorch" else None
-        peak_mb = peak_memory_mb(name, runtime, max(batches), path)
-        started = time.perf_counter()
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
-        load_s = time.perf_counter() - started if path else float("nan")
-        size = path.stat().st_size if path else count_parameters(net) * 4
-        for batch in batches:
-            images = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
-            bound = floor_work(is_mlp, runtime, batch, size, flops)
-            samples, floor = time_row(runner(net, session, images), batch, repeats, bound, floors)
+    for batch in batches:
+        images = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
+        bounds = {rt: floor_work(is_mlp, rt, batch, one.size, flops) for rt, one in loaded.items()}
+        kinds = sorted({bound[0] for bound in bounds.values() if bound})
+        calls = [runner(net, one.session, images) for one in loaded.values()] + [floors[k].call for k in kinds]
+        timings = paced(calls, repeats)
+        probe_samples = dict(zip(kinds, timings[len(loaded) :], strict=True))
+        for (runtime, one), samples in zip(loaded.items(), timings[: len(loaded)], strict=True):
+            bound = bounds[runtime]
+            probe = floors[bound[0]] if bound else None
             per_image = [s / batch for s in samples]
             rows.append({
                 "model": name, "runtime": runtime, "batch": batch,
                 "median_ms_per_image": statistics.median(per_image) * 1000,
                 "p95_ms_per_image": float(np.percentile(per_image, 95)) * 1000,
                 "images_per_s": batch / statistics.median(samples),
-                "size_mb": size / 1e6,
-                "load_s": load_s,
-                "peak_mb": peak_mb,
-                **floor,
+                "size_mb": one.size / 1e6,
+                "load_s": one.load_s,
+                "peak_mb": one.peak_mb,
+                **floor_fields(samples, batch, bound, probe, probe_samples.get(bound[0], []) if bound else []),
                 "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
-                **({"profile": op_breakdown(path, images)} if path and profile else {}),
+                **({"profile": op_breakdown(one.path, images)} if one.path and profile else {}),
             })  # fmt: skip
-        del session
-    return rows
+    return sorted(rows, key=lambda r: (RUNTIMES.index(r["runtime"]), batches.index(r["batch"])))
 
 
 def markdown(result: dict) -> str:
@@ -340,7 +358,7 @@ def markdown(result: dict) -> str:
                "best x floor", "size MB", "load s", "peak MB")  # fmt: skip
     note = (
         "\n`floor`: the row's FLOPs (ViT) or weight bytes (MLP, batch 1) at the rate of the probe that set the "
-        "ceiling, that probe re-timed between the row's own runs so that the machine's drift moves both alike; "
+        "ceiling, that probe timed in turn with the model's runtimes so that the machine's drift moves all alike; "
         "`x floor` is median over median, `best x floor` fastest over fastest. `peak MB`: peak resident memory "
         "of a fresh process that loads that runtime and runs the largest batch, imports included.\n"
     )

@@ -175,8 +175,8 @@ def latency_section(result: dict, out: Path) -> Section:
     section = Section("Inference latency per runtime (CPU)")
     section.text.append(f"Measured on {describe(result['machine'])}, {result['machine']['date']}.")
     rows = result["rows"]
-    section.text.append("A row's floor re-times the fastest probe between the row's own runs; `x floor` is median "
-                        "over median, `best` fastest over fastest.")  # fmt: skip
+    section.text.append("A model's runtimes and its floor's probe (the fastest one) are timed in turn, call by call; "
+                        "`x floor` is median over median, `best` fastest over fastest.")  # fmt: skip
     headers = ("model", "runtime", "batch", "median ms/img", "floor ms/img", "x floor", "best", "img/s", "size MB",
                "load s")  # fmt: skip
     section.tables.append((headers, [(r["model"], r["runtime"], r["batch"], r["median_ms_per_image"],

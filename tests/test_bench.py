@@ -94,14 +94,12 @@ def test_matmul_flops_come_from_the_profiled_shapes() -> None:
     assert inference._weight_shape(args) == (8 * 197, 768, 3072)  # a weight shown as []
 
 
-def test_a_floor_probe_is_timed_in_turn_with_its_row() -> None:
+def test_runtimes_and_probe_are_timed_in_turn() -> None:
     order: list[str] = []
-    probe = inference.Probe(lambda: order.append("probe"), work=1.0)
-    calls, probes = inference.paced(lambda: order.append("row"), probe, repeats=3)
-    assert len(calls) == len(probes) == 3
-    assert order == ["row", "probe"] * 5  # two untimed warm-ups, then three timed turns
-    alone, none = inference.paced(lambda: order.append("alone"), None, repeats=2)
-    assert (len(alone), none) == (2, [])
+    calls = [lambda: order.append("pytorch"), lambda: order.append("onnx"), lambda: order.append("probe")]
+    samples = inference.paced(calls, repeats=3)
+    assert [len(s) for s in samples] == [3, 3, 3]
+    assert order == ["pytorch", "onnx", "probe"] * 5  # two untimed warm-ups, then three timed turns
 
 
 def test_floor_work_is_flops_or_weight_bytes_where_a_floor_applies() -> None:
