@@ -105,10 +105,11 @@ def read_probes(megabytes: int = 1024) -> dict[str, Probe]:
     }
 
 
-def best_probe(probes: dict[str, Probe], scale: float, repeats: int = 8) -> tuple[dict[str, float], str]:
-    """Each probe's rate (work per second / ``scale``) and the name of the fastest: the ceiling."""
-    rates = {label: probe.rate(repeats) / scale for label, probe in probes.items()}
-    return rates, max(rates, key=rates.__getitem__)
+def ceiling(probes: dict[str, Probe], repeats: int = 8) -> tuple[dict[str, float], Probe]:
+    """Each probe's rate (giga-work per second: GFLOP/s, GB/s) and the fastest probe, which the
+    floors re-time; the others are dropped with ``probes``."""
+    rates = {label: probe.rate(repeats) / 1e9 for label, probe in probes.items()}
+    return rates, probes[max(rates, key=rates.__getitem__)]
 
 
 SETTLE_S = 0.1  # between timed calls: onnxruntime's and OpenMP's idle threads spin for a while, and
@@ -267,13 +268,15 @@ def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flop
     return None if runtime == "onnx-int8" else ("matmul_gflops", flops * batch)
 
 
-def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, probe: Probe | None,
-                 probe_samples: list[float]) -> dict[str, float]:  # fmt: skip
+def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, floors: dict[str, Probe],
+                 probe_samples: dict[str, list[float]]) -> dict[str, float]:  # fmt: skip
     """A row against its floor, the probe timed in turn with it: ``vs_floor`` median over median,
     ``best_vs_floor`` fastest over fastest."""
-    if bound is None or probe is None:
+    if bound is None:
         return dict.fromkeys(("floor_ms_per_image", "vs_floor", "best_vs_floor", "floor_probe_rate"), float("nan"))
-    scale = bound[1] / probe.work
+    kind, work = bound
+    probe, probe_samples = floors[kind], probe_samples[kind]
+    scale = work / probe.work
     floor_s = statistics.median(probe_samples) * scale
     return {
         "floor_ms_per_image": floor_s / batch * 1000,
@@ -324,8 +327,6 @@ def bench_model(
         timings = paced(calls, repeats)
         probe_samples = dict(zip(kinds, timings[len(loaded) :], strict=True))
         for (runtime, one), samples in zip(loaded.items(), timings[: len(loaded)], strict=True):
-            bound = bounds[runtime]
-            probe = floors[bound[0]] if bound else None
             per_image = [s / batch for s in samples]
             rows.append({
                 "model": name, "runtime": runtime, "batch": batch,
@@ -335,7 +336,7 @@ def bench_model(
                 "size_mb": one.size / 1e6,
                 "load_s": one.load_s,
                 "peak_mb": one.peak_mb,
-                **floor_fields(samples, batch, bound, probe, probe_samples.get(bound[0], []) if bound else []),
+                **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
                 "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
                 **({"profile": op_breakdown(one.path, images)} if one.path and profile else {}),
             })  # fmt: skip
@@ -350,7 +351,7 @@ def markdown(result: dict) -> str:
     )
     rows = [
         (r["model"], r["runtime"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"], r["images_per_s"],
-         r["floor_ms_per_image"], r["vs_floor"], r.get("best_vs_floor", float("nan")), r["size_mb"], r["load_s"],
+         r["floor_ms_per_image"], r["vs_floor"], r["best_vs_floor"], r["size_mb"], r["load_s"],
          r["peak_mb"])
         for r in result["rows"]
     ]  # fmt: skip
@@ -401,10 +402,10 @@ def main(argv: list[str] | None = None) -> dict:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store)  # first: a bad name fails before minutes of probing
-    probes, ceilings, floors = {}, {}, {}
-    for kind, candidates in (("matmul_gflops", matmul_probes()), ("memory_gbps", read_probes(args.probe_mb))):
-        probes[kind], best = best_probe(candidates, scale=1e9)
-        ceilings[kind], floors[kind] = probes[kind][best], candidates[best]  # the others are freed here
+    probes, floors = {}, {}
+    probes["matmul_gflops"], floors["matmul_gflops"] = ceiling(matmul_probes())
+    probes["memory_gbps"], floors["memory_gbps"] = ceiling(read_probes(args.probe_mb))
+    ceilings = {kind: max(rates.values()) for kind, rates in probes.items()}
     rows = []
     for name in args.models:
         rows += bench_model(name, args.batches, args.repeats, floors, store, profile=not args.no_profile)
