@@ -7,11 +7,15 @@ Three measurements per config and fine-tuning phase (head only, then all weights
 - ``loader``: the configured train DataLoader alone (decode, augment, collate; its workers);
 - ``step``: the Lightning training step alone (forward, loss, backward, optimizer) on a batch
   already in memory, at the configured precision;
-- ``fit``: both together, as ``fit.py`` runs them.
-Data loading is not the bottleneck when ``loader`` images/s is above ``step``'s and ``fit`` is
-close to ``step``. Models have random weights (speed does not depend on them); images are the
-generated demo set at 224 px unless ``--data-root`` names the MHIST folder. The scheduler is
-switched off because no validation runs here.
+- ``fit``: both together, as ``fit.py`` runs them. Its row also says what share of the loop's time
+  went to waiting for the next batch (fetch and copy to the device, between one step's end and the
+  next one's start) and how long its steps took beside the loader's workers.
+Data loading is not the bottleneck when ``loader`` images/s is above ``step``'s and ``fit`` waits
+for data only a small share of its time. The wait is timed within one run, so unlike ``fit``
+against ``step`` (two runs minutes apart) it does not move with the machine's drift.
+Models have random weights (speed does not depend on them); images are the generated demo set at
+224 px unless ``--data-root`` names the MHIST folder. The scheduler is switched off because no
+validation runs here.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ PHASES = {"head only": 10**6, "all weights": 0}  # FreezeThenUnfreeze.unfreeze_a
 
 
 class StepTimer(Callback):
-    """Seconds per step (batch start to end) and between step ends (loading included)."""
+    """Seconds per step (batch start to end) and between step ends (loading included).
+
+    Needs a warm-up step: the first step has no previous end to time its wait from."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.steps, self.intervals, self.images = warmup, [], [], []
@@ -153,8 +159,18 @@ def timed_fit(
         trainer.fit(fitted, datamodule=data)
     seconds = timer.steps if mode == "step" else timer.intervals
     peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
-    return {"mode": mode, "images_per_s": sum(timer.images) / sum(seconds), "batch_size": data.hparams.batch_size,
-            "ms_per_step": statistics.median(seconds) * 1000, "peak_gpu_gib": peak}  # fmt: skip
+    row = {"mode": mode, "images_per_s": sum(timer.images) / sum(seconds), "batch_size": data.hparams.batch_size,
+           "ms_per_step": statistics.median(seconds) * 1000, "peak_gpu_gib": peak}  # fmt: skip
+    if mode == "fit":
+        row |= loader_wait(timer.steps, timer.intervals)
+    return row
+
+
+def loader_wait(steps: list[float], intervals: list[float]) -> dict[str, float]:
+    """The share of the loop's time spent between steps (waiting for and moving the next batch),
+    and the median step within the fit, to set beside the step alone."""
+    waited = sum(interval - step for step, interval in zip(steps, intervals, strict=True))
+    return {"data_wait_share": max(0.0, waited) / sum(intervals), "step_ms_in_fit": statistics.median(steps) * 1000}
 
 
 def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Path) -> list[dict]:
@@ -188,11 +204,12 @@ def markdown(result: dict) -> str:
         f"{s['steps']} timed steps after {s['warmup']} warm-up.\n\n"
     )
     headers = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
-               "peak GPU GiB")  # fmt: skip
+               "waiting for data", "step ms in fit", "peak GPU GiB")  # fmt: skip
     rows = [
         (r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
          r["precision"] if r["mode"] != "loader" else "-", r["batch_size"],
          r["num_workers"] if r["mode"] != "step" else "-", r["images_per_s"], r["ms_per_step"],
+         f"{r['data_wait_share']:.1%}" if "data_wait_share" in r else "-", r.get("step_ms_in_fit", float("nan")),
          r.get("peak_gpu_gib", float("nan")))
         for r in result["rows"]
     ]  # fmt: skip
@@ -217,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=at_least(1), default=None, help="default: the config's")
     parser.add_argument("--num-workers", type=at_least(0), default=None, help="loader workers; default: the config's")
     parser.add_argument("--steps", type=at_least(1), default=3)
-    parser.add_argument("--warmup", type=at_least(0), default=1)
+    parser.add_argument("--warmup", type=at_least(1), default=1, help="untimed steps first (start-up, compile)")
     parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
     add_output_arguments(parser, store=False)
     args = parser.parse_args(argv)

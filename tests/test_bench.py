@@ -171,6 +171,7 @@ def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
     [
         (serving.main, ["--rounds", "0"], "argument --rounds: '0' is not a whole number of at least 1"),
         (training.main, ["--num-workers", "-1"], "argument --num-workers: '-1' is not a whole number of at least 0"),
+        (training.main, ["--warmup", "0"], "argument --warmup: '0' is not a whole number of at least 1"),
         (inference.main, ["--batches", "1", "two"], "argument --batches: 'two' is not a whole number of at least 1"),
     ],
 )
@@ -210,7 +211,34 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
     ]  # fmt: skip
     assert all(r["images_per_s"] > 0 and r["batch_size"] == 4 for r in training_result["rows"])
     assert all(r["num_workers"] == 1 for r in training_result["rows"])  # --num-workers over the config's 2
+    fit = training_result["rows"][-1]
+    assert 0 <= fit["data_wait_share"] < 1
+    assert fit["step_ms_in_fit"] > 0
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
+
+
+def test_loader_wait_is_the_time_between_steps_over_the_loop_time() -> None:
+    waited = training.loader_wait(steps=[0.8, 1.0, 0.9], intervals=[1.0, 1.0, 1.2])
+    assert waited["data_wait_share"] == pytest.approx(0.5 / 3.2)
+    assert waited["step_ms_in_fit"] == pytest.approx(900)
+
+
+@pytest.mark.parametrize(
+    ("loader_per_s", "wait_share", "verdict"),
+    [(400.0, 0.02, "met"), (400.0, 0.3, "MISSED"), (5.0, 0.02, "MISSED")],  # waits, or a loader slower than the step
+)
+def test_loading_goal_needs_a_faster_loader_and_little_waiting(loader_per_s: float, wait_share: float,
+                                                               verdict: str) -> None:  # fmt: skip
+    rows = [
+        {"config": "vit.yaml", "phase": "head only", "mode": "loader", "images_per_s": loader_per_s},
+        {"config": "vit.yaml", "phase": "head only", "mode": "step", "images_per_s": 10.0, "ms_per_step": 6400.0},
+        {"config": "vit.yaml", "phase": "head only", "mode": "fit", "images_per_s": 9.0, "data_wait_share": wait_share,
+         "step_ms_in_fit": 6720.0},
+    ]  # fmt: skip
+    line = report._loading_goal(rows[-1], rows)
+    assert line.startswith(f"- {verdict}: vit.yaml head only: loading not the bottleneck")
+    assert f"waited for data {wait_share:.1%}" in line
+    assert "fit at 90% of the step alone, its steps +5% beside the loader's workers" in line
 
 
 def test_bad_names_are_refused_by_name(tmp_path: Path) -> None:
@@ -312,9 +340,16 @@ def test_report_names_a_corrupt_result_file(tmp_path: Path) -> None:
     assert (tmp_path / "serving.json").read_text() == '{"machine": '
 
 
-def test_report_refuses_a_result_in_an_older_format(tmp_path: Path) -> None:
-    (tmp_path / "serving.json").write_text(json.dumps({"models": [{"model": "mlp", "levels": []}]}))
-    with pytest.raises(SystemExit, match=r"serving.json was written by an older bench.serving; run python -m bench"):
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("serving", {"models": [{"model": "mlp", "levels": []}]}),  # before layouts
+        ("training", {"rows": [{"config": "mlp.yaml", "mode": "fit", "images_per_s": 9.0}]}),  # before the wait
+    ],
+)
+def test_report_refuses_a_result_in_an_older_format(tmp_path: Path, name: str, result: dict) -> None:
+    (tmp_path / f"{name}.json").write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match=rf"{name}.json was written by an older bench.{name}; run python -m bench"):
         report.main(["--results", str(tmp_path), "--out", str(tmp_path / "report"), "--no-mlflow"])
 
 
