@@ -461,13 +461,25 @@ def update_readme(readme: Path, summary: str) -> None:
     partial.replace(readme)
 
 
+def _artifact_location(tracking_uri: str) -> str | None:
+    """A local sqlite store keeps its artifacts beside it, as ``fit.py``'s does; MLflow's default is
+    ``./mlruns`` of whatever folder the report happens to run in."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+
+
 def log_to_mlflow(tracking_uri: str, folder: Path, prices: Prices, runs: list[dict], cost_rows: list[dict]) -> str:
     """A run of its own in ``mhist-comparison``: prices as params, costs as metrics, the report as artifacts."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("mhist-comparison")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("mhist-comparison")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment("mhist-comparison", artifact_location=_artifact_location(tracking_uri))
+    )
     run = client.create_run(experiment_id, run_name=f"comparison-{time.strftime('%Y%m%d-%H%M')}",
                             tags={f"source_run.{r['model']}": r["run_id"] for r in runs})  # fmt: skip
     run_id = run.info.run_id

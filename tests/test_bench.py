@@ -327,6 +327,7 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
     client = MlflowClient(uri)
     run = client.get_run(made["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith(f"{trained.root}/mlartifacts/")  # beside the store, as fit.py's
     assert run.data.params["ec2_usd_per_hour"] == "0.5"
     assert run.data.tags["source_run.mlp-64-32"] == made["runs"][0]["run_id"]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
