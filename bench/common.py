@@ -109,6 +109,19 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+TRAINING_HEADERS = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
+                    "waiting for data")  # fmt: skip
+
+
+def training_cells(row: dict) -> tuple:
+    """One ``bench.training`` row's cells under ``TRAINING_HEADERS``, as its own table and the report show them."""
+    loader, step = row["mode"] == "loader", row["mode"] == "step"
+    return (row["config"], row["model"], "-" if loader else row["phase"], row["mode"],
+            "-" if loader else row.get("precision", "-"), row["batch_size"],
+            "-" if step else row.get("num_workers", "-"), row["images_per_s"], row["ms_per_step"],
+            f"{row['data_wait_share']:.1%}" if "data_wait_share" in row else "-")  # fmt: skip
+
+
 def add_output_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
     """``--out`` (the results folder) and, for benchmarks that serve exported models, ``--store``."""
     if store:

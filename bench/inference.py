@@ -275,14 +275,14 @@ def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | No
     if bound is None:
         return dict.fromkeys(("floor_ms_per_image", "vs_floor", "best_vs_floor", "floor_probe_rate"), float("nan"))
     kind, work = bound
-    probe, probe_samples = floors[kind], probe_samples[kind]
+    probe, probe_seconds = floors[kind], probe_samples[kind]
     scale = work / probe.work
-    floor_s = statistics.median(probe_samples) * scale
+    floor_s = statistics.median(probe_seconds) * scale
     return {
         "floor_ms_per_image": floor_s / batch * 1000,
         "vs_floor": statistics.median(samples) / floor_s,
-        "best_vs_floor": min(samples) / (min(probe_samples) * scale),
-        "floor_probe_rate": probe.work / statistics.median(probe_samples) / 1e9,
+        "best_vs_floor": min(samples) / (min(probe_seconds) * scale),
+        "floor_probe_rate": probe.work / statistics.median(probe_seconds) / 1e9,
     }
 
 

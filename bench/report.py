@@ -31,8 +31,10 @@ from bench.common import (
     P50_OVERHEAD_GOAL_MS,
     RESULTS,
     SATURATION_GOAL,
+    TRAINING_HEADERS,
     describe,
     markdown_table,
+    training_cells,
 )
 from inference.predictor import FILES
 
@@ -224,13 +226,7 @@ def training_section(result: dict) -> Section:
     s = result["settings"]
     section.text.append(f"{describe(result['machine'])}, {result['machine']['date']}; accelerator {s['accelerator']}, "
                         f"channels-last {s['channels_last']}, compile {s['compile']}.")  # fmt: skip
-    headers = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
-               "waiting for data")  # fmt: skip
-    rows = [(r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
-             r.get("precision", "-") if r["mode"] != "loader" else "-", r["batch_size"],
-             r.get("num_workers", "-") if r["mode"] != "step" else "-", r["images_per_s"], r["ms_per_step"],
-             f"{r['data_wait_share']:.1%}" if r["mode"] == "fit" else "-")
-            for r in result["rows"]]  # fmt: skip
+    headers, rows = TRAINING_HEADERS, [training_cells(r) for r in result["rows"]]
     section.tables.append((headers, rows))
     return section
 

@@ -33,7 +33,15 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import add_output_arguments, at_least, describe, markdown_table, publish
+from bench.common import (
+    TRAINING_HEADERS,
+    add_output_arguments,
+    at_least,
+    describe,
+    markdown_table,
+    publish,
+    training_cells,
+)
 from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
@@ -203,16 +211,9 @@ def markdown(result: dict) -> str:
         f"{s['accelerator']}, precision {precision}, channels-last {s['channels_last']}, compile {s['compile']}, "
         f"{s['steps']} timed steps after {s['warmup']} warm-up.\n\n"
     )
-    headers = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
-               "waiting for data", "step ms in fit", "peak GPU GiB")  # fmt: skip
-    rows = [
-        (r["config"], r["model"], r["phase"] if r["mode"] != "loader" else "-", r["mode"],
-         r["precision"] if r["mode"] != "loader" else "-", r["batch_size"],
-         r["num_workers"] if r["mode"] != "step" else "-", r["images_per_s"], r["ms_per_step"],
-         f"{r['data_wait_share']:.1%}" if "data_wait_share" in r else "-", r.get("step_ms_in_fit", float("nan")),
-         r.get("peak_gpu_gib", float("nan")))
-        for r in result["rows"]
-    ]  # fmt: skip
+    headers = (*TRAINING_HEADERS, "step ms in fit", "peak GPU GiB")
+    nan = float("nan")
+    rows = [(*training_cells(r), r.get("step_ms_in_fit", nan), r.get("peak_gpu_gib", nan)) for r in result["rows"]]
     return header + markdown_table(headers, rows)
 
 
