@@ -14,15 +14,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # streamlit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
 from frontend import client
+from frontend.plots import probability_bar
 
 CONTENT_TYPES = {
     "png": "image/png",
@@ -47,19 +44,6 @@ def settings() -> dict[str, str]:
 config = settings()
 backends = client.backends_from_env(config)
 root = Path(config.get("MHIST_ROOT", "demo_data"))
-
-
-def probability_bar(probability: float, threshold: float) -> plt.Figure:
-    """Where P(SSA) sits against the model's threshold: left of the line is HP, right is SSA."""
-    fig, ax = plt.subplots(figsize=(7, 0.9))
-    ax.axvspan(0, threshold, color="#dfe9f5")
-    ax.axvspan(threshold, 1, color="#f7dfee")
-    ax.barh([0], [probability], height=0.5, color="#b04a9b")
-    ax.axvline(threshold, color="black", linewidth=2.5)
-    ax.text(threshold, 0.42, f" threshold {threshold:.2f}", va="bottom", fontsize=8)
-    ax.set(xlim=(0, 1), yticks=[], xlabel="P(SSA)   (HP left of the line, SSA right)")
-    fig.tight_layout()
-    return fig
 
 
 def show_answer(answer: client.Answer, truth: str | None = None) -> None:

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.transforms import Bbox
 from streamlit.testing.v1 import AppTest
 
 from frontend import client
+from frontend.plots import probability_bar
 from tests.conftest import REPO
 from tests.servers import free_port, gunicorn, process
 
@@ -93,6 +96,26 @@ def test_endpoints_can_come_from_streamlit_secrets(service: str, small_root: Pat
     assert "Lambda API: http://127.0.0.1:" in at.sidebar.caption[0].value
     next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
     assert "EC2 service: **" in markdown(at)
+
+
+@pytest.mark.parametrize(("probability", "threshold"), [(0.73, 0.41), (0.02, 0.98), (1.0, 0.0)])
+def test_probability_bar_shows_its_ticks_label_and_threshold_inside_the_figure(
+    probability: float, threshold: float, recwarn: pytest.WarningsRecorder
+) -> None:
+    """The bar was once drawn 0.9 in tall: its tick values, axis label and threshold note fell
+    outside the image, and matplotlib only warned that the tight layout was not applied."""
+    fig = probability_bar(probability, threshold)
+    canvas = FigureCanvasAgg(fig)  # what a PNG of it, as st.pyplot sends, is drawn with
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    texts = [t for t in ax.get_xticklabels() if t.get_text()] + [ax.xaxis.label, *ax.texts]
+    assert {t.get_text().strip() for t in ax.texts} == {f"threshold {threshold:.2f}"}
+    for text in texts:  # inside the figure: adding the text's box does not grow the figure's
+        grown = Bbox.union([fig.bbox, text.get_window_extent(renderer)])
+        assert grown.bounds == pytest.approx(fig.bbox.bounds, abs=1), text.get_text()
+    assert not [w for w in recwarn if "layout" in str(w.message).lower()]
+    assert [p.get_width() for p in ax.patches if p.get_height() == 0.5] == [probability]
 
 
 def test_client_turns_api_refusals_into_messages(service: str) -> None:
