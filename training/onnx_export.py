@@ -9,9 +9,11 @@ normalization and metrics so nothing is configured twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,12 +103,39 @@ def export_onnx(net: nn.Module, path: Path, input_size: int, *, trace_batch: int
     return path
 
 
+class _DropMessages(logging.Filter):
+    """Drops log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextmanager
+def _without_root_messages(prefix: str) -> Iterator[None]:
+    root, drop = logging.getLogger(), _DropMessages(prefix)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
-    """Dynamic int8 of MatMul/Gemm only: the CPU provider has no ConvInteger kernel for the patch embedding."""
+    """Dynamic int8 of MatMul/Gemm only: the CPU provider has no ConvInteger kernel for the patch embedding.
+
+    onnxruntime advises its ``quant_pre_process`` first, on the root logger, in every fit. Measured
+    on the ViT-B/16, it quantizes the same 49 MatMuls, gives identical outputs and runs no faster,
+    for seconds more per export, so the advice is silenced here rather than shown to every user.
+    """
     handle, tmp = tempfile.mkstemp(dir=int8_path.parent, suffix=".onnx")
     os.close(handle)
     try:
-        quantize_dynamic(fp32_path, tmp, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+        with _without_root_messages("Please consider to run pre-processing before quantization"):
+            quantize_dynamic(fp32_path, tmp, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
         os.chmod(tmp, 0o644)
         os.replace(tmp, int8_path)
     finally:
