@@ -65,6 +65,8 @@ class MhistClassifier(LightningModule):
         if datamodule is None:
             return
         mean, std = datamodule.normalization
+        size = datamodule.hparams.input_size  # the model summary's FLOPs and shapes (else "FLOPs: 0")
+        self.example_input_array = torch.zeros(1, 3, size, size)
         self.mean.copy_(torch.tensor(mean))
         self.std.copy_(torch.tensor(std))
         weight = datamodule.pos_weight if self.hparams.pos_weight == "auto" else self.hparams.pos_weight

@@ -1,0 +1,18 @@
+"""MhistClassifier as Lightning drives it with the real data module."""
+
+from lightning.pytorch.utilities.model_summary import ModelSummary
+
+from tests.helpers import cpu_trainer
+from training.classifier import MhistClassifier
+from training.datamodule import MhistDataModule
+from training.networks import MlpClassifier
+
+
+def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:  # noqa: ANN001
+    """The summary printed at the start of every fit said "Total FLOPs: 0" until the module had an
+    example input; it now takes one of the data's size."""
+    data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=32)
+    model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(12, 6)), pos_weight=2.0)
+    cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
+    weights = 3 * 32 * 32 * 12 + 12 * 6 + 6 * 1
+    assert ModelSummary(model).total_flops == 2 * weights  # a multiply and an add per weight, one image
