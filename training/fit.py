@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: import the package, not sibling modules
@@ -23,6 +24,8 @@ from training.cli import MhistCLI, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.onnx_export import ExportParityError
+
+LIGHTNING_LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
 def report(trainer: Trainer) -> None:
@@ -51,20 +54,30 @@ def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, regi
         print(f"registered as {register_as} version {version}")
 
 
+def fit_test_export(args: list[str] | None) -> Trainer:
+    """The job: config -> fit -> test the chosen checkpoint -> export, log and report (rank zero)."""
+    if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
+        sys.argv[1:] = resolve_config_names(sys.argv[1:])
+    cli = MhistCLI(args=None if args is None else resolve_config_names(args))
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
+    trainer.test(model, datamodule=data, ckpt_path="best")
+    if trainer.is_global_zero:
+        export(trainer, model, data, cli.config.register)
+        report(trainer)
+    return trainer
+
+
 def main(args: list[str] | None = None) -> Trainer:
-    """One fit. MLflow writes its tracking URI into ``os.environ``; it is put back on the way out
-    so that a second call in the same process does not log into the first call's store."""
+    """One fit, its user errors as one line. MLflow writes its tracking URI into ``os.environ``; it
+    is put back on the way out so that a second call in the same process does not log into the
+    first call's store. Hidden: torch's notice that Lightning (pinned) still builds a ``LeafSpec``,
+    which its users can do nothing about."""
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
-            sys.argv[1:] = resolve_config_names(sys.argv[1:])
-        cli = MhistCLI(args=None if args is None else resolve_config_names(args))
-        trainer, model, data = cli.trainer, cli.model, cli.datamodule
-        trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
-        trainer.test(model, datamodule=data, ckpt_path="best")
-        if trainer.is_global_zero:
-            export(trainer, model, data, cli.config.register)
-            report(trainer)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", LIGHTNING_LEAFSPEC, FutureWarning)
+            return fit_test_export(args)
     except TrainingSetupError as error:
         sys.exit(f"error: {error}")
     except ExportParityError as error:
@@ -74,7 +87,6 @@ def main(args: list[str] | None = None) -> Trainer:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    return trainer
 
 
 if __name__ == "__main__":
