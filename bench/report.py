@@ -295,12 +295,25 @@ def cost_section(rows: list[dict], prices: Prices, cpus: int, out: Path) -> Sect
     return section
 
 
-def _floor_detail(row: dict, ceilings: dict[str, float]) -> str:
-    """Why a row is where it is: its fastest run against the fastest probe; against a bandwidth floor,
-    the rate at which it reads its weights; against a FLOP floor, from its onnxruntime profile, the
+def against_each_probe(vs_floor: float, rates: dict[str, float]) -> dict[str, float]:
+    """A row's ``x floor`` had each probe set the floor: the floor is the fastest probe's, so a probe
+    at a fraction of its rate puts the row at that fraction of ``vs_floor`` (rates from one sitting)."""
+    fastest = max(rates.values())
+    return {label: vs_floor * rate / fastest for label, rate in rates.items()}
+
+
+def _floor_detail(row: dict, inference: dict) -> str:
+    """Why a row is where it is: its fastest run against the fastest probe; the row against each
+    probe (how much the floor's strictness is the choice of probe); against a bandwidth floor, the
+    rate at which it reads its weights; against a FLOP floor, from its onnxruntime profile, the
     matmuls' share and their rate in the model and at the same shapes alone."""
-    best = row.get("best_vs_floor", math.nan)
+    ceilings, best = inference["ceilings"], row.get("best_vs_floor", math.nan)
     detail = f" (fastest run {best:.2f}x the fastest probe)" if math.isfinite(best) else ""
+    kind = "memory_gbps" if row["floor"] == "weights / bandwidth" else "matmul_gflops"
+    rates = inference.get("probes", {}).get(kind)
+    if rates:
+        each = against_each_probe(row["vs_floor"], rates)
+        detail += "; against each probe: " + ", ".join(f"{label} {x:.2f}x" for label, x in each.items())
     if row["floor"] == "weights / bandwidth":
         rate = row["size_mb"] / row["median_ms_per_image"]  # MB/ms = GB/s
         probe = row.get("floor_probe_rate", ceilings["memory_gbps"])
@@ -327,7 +340,7 @@ def goals_section(results: dict[str, dict]) -> Section:
         for (model, runtime), row in sorted(batch1.items()):
             if runtime == "onnx-fp32" and math.isfinite(row.get("vs_floor", math.nan)):
                 within = f"{model} fp32 within {FP32_OF_FLOOR_GOAL - 1:.0%} of its floor"
-                detail = f"{row['vs_floor']:.2f}x the floor" + _floor_detail(row, inference["ceilings"])
+                detail = f"{row['vs_floor']:.2f}x the floor" + _floor_detail(row, inference)
                 lines.append(_goal(within, row["vs_floor"] <= FP32_OF_FLOOR_GOAL, detail))
             if runtime == "onnx-int8" and (model, "onnx-fp32") in batch1:
                 speedup = batch1[(model, "onnx-fp32")]["median_ms_per_image"] / row["median_ms_per_image"]

@@ -278,6 +278,12 @@ def test_ec2_cost_and_break_even_by_hand() -> None:
     assert report.break_even_per_month(4.0, prices) == pytest.approx(0.36 * 730 / 4.0 * 1e6)
 
 
+def test_a_row_against_each_probe_scales_with_the_probes_rate() -> None:
+    """The floor is the fastest probe's: against one at 80% of its rate the row is at 80% of x floor."""
+    each = report.against_each_probe(1.2, {"square": 180.0, "shaped": 225.0, "torch": 150.0})
+    assert each == pytest.approx({"square": 0.96, "shaped": 1.2, "torch": 0.8})
+
+
 def test_readme_block_is_replaced_and_a_missing_one_is_named(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\nbefore\n{report.README_START}\nold\n{report.README_END}\nafter\n")
@@ -310,6 +316,7 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
         assert f"]({plot})" in text
     assert text.count("met:") + text.count("MISSED:") >= 4
     assert "reads its weights at" in text  # the MLP's fp32 goal says how near the bandwidth it ran
+    assert "against each probe: torch sum" in text  # and how much its floor is the choice of probe
     assert "data:image/png;base64," in (out / "report.html").read_text()
     (cost,) = made["costs"]
     assert cost["ec2_usd_per_million"] == pytest.approx(
