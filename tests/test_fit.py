@@ -107,10 +107,11 @@ def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:  # n
     assert len(client.get_metric_history(runs[0], learning_rates[0])) >= 2
 
 
-def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path) -> None:
+def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path, recwarn) -> None:  # noqa: ANN001
     first = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "2")
     run_id = first.logger.run_id
     second = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "4", "--resume", run_id)
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]  # it is the run's own folder
     assert second.logger.run_id == run_id
     assert second.current_epoch == 4
     client = client_for(tmp_path)

@@ -55,11 +55,14 @@ def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, regi
 
 
 def fit_test_export(args: list[str] | None) -> Trainer:
-    """The job: config -> fit -> test the chosen checkpoint -> export, log and report (rank zero)."""
+    """The job: config -> fit -> test the chosen checkpoint -> export, log and report (rank zero).
+    Called inside ``main``'s ``catch_warnings``, which takes back the warning filters set here."""
     if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
         sys.argv[1:] = resolve_config_names(sys.argv[1:])
     cli = MhistCLI(args=None if args is None else resolve_config_names(args))
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if cli.resume_checkpoint:  # the run's checkpoint folder is meant to hold its earlier epochs
+        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
     trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
     trainer.test(model, datamodule=data, ckpt_path="best")
     if trainer.is_global_zero:
