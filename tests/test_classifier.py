@@ -16,3 +16,12 @@ def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None: 
     cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
     weights = 3 * 32 * 32 * 12 + 12 * 6 + 6 * 1
     assert ModelSummary(model).total_flops == 2 * weights  # a multiply and an add per weight, one image
+
+
+def test_a_net_built_in_python_is_not_a_hyperparameter_and_not_warned_about(recwarn) -> None:  # noqa: ANN001
+    """Lightning warns when a module lands in the hyperparameters; the classifier drops it itself
+    (the weights carry it), so the warning only confused ``export.py --checkpoint`` users."""
+    model = MhistClassifier(MlpClassifier(input_size=8, hidden_sizes=(4,)), lr=0.1)
+    assert "net" not in model.hparams
+    assert model.hparams.lr == 0.1
+    assert not [w for w in recwarn if "instance of `nn.Module`" in str(w.message)]

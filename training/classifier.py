@@ -7,6 +7,7 @@ are adopted in ``setup`` and kept in buffers, so a checkpoint carries everything
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -44,7 +45,9 @@ class MhistClassifier(LightningModule):
     ) -> None:
         """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
         super().__init__()
-        self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...
+        with warnings.catch_warnings():  # Lightning's advice to ignore a module: done just below
+            warnings.filterwarnings("ignore", "Attribute 'net' is an instance of `nn.Module`")
+            self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...
         if isinstance(self.hparams.get("net"), nn.Module):  # ...built in Python, the weights carry it
             self.remove_ignored_hparams(["net"])
         self.net = net
