@@ -53,6 +53,8 @@ def decode(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
         raise errors.ServingError(
             "image_too_large", f"the image is too large to decode safely ({error})", 413
         ) from error
+    except Image.UnidentifiedImageError as error:  # its text names a BytesIO object, not the problem
+        raise errors.invalid_image("its bytes are in no image format the service reads") from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise errors.invalid_image(str(error) or type(error).__name__) from error
 

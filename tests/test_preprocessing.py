@@ -96,6 +96,7 @@ def test_bad_bytes_are_named(data: bytes, code: str) -> None:
         decode(data)
     assert error.value.code == code
     assert error.value.status == 400
+    assert "object at 0x" not in error.value.message  # a reason, not a Python object's repr
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
