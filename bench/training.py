@@ -42,7 +42,7 @@ from bench.common import (
     publish,
     training_cells,
 )
-from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
+from training.cli import CONFIG_DIR, MhistCLI, lightning_notices_hidden, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
 from training.finetuning import FreezeThenUnfreeze
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
         batches = max(args.steps + args.warmup + 2, loader_batches(args.steps, workers))
         images = int(batches * batch / 0.8) + 1  # the validation split takes 20%
         data_root = args.data_root or demo_data(Path("outputs/bench") / f"train-data-{images}", images)
-        rows += bench_config(path, raw, args, data_root)
+        with lightning_notices_hidden():
+            rows += bench_config(path, raw, args, data_root)
     settings = {
         k: getattr(args, k) for k in ("accelerator", "precision", "channels_last", "compile", "steps", "warmup")
     }

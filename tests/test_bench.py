@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import math
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,10 +50,19 @@ def serving_result(bench_store: Path, results: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def training_result(small_root: Path, results: Path) -> dict:
+def training_run(small_root: Path, results: Path) -> SimpleNamespace:
+    """``result``, and the text of every warning the benchmark let through (``warnings``)."""
     args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--num-workers", "1", "--steps", "2", "--data-root",
             str(small_root)]  # fmt: skip
-    return training.main([*args, "--out", str(results)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = training.main([*args, "--out", str(results)])
+    return SimpleNamespace(result=result, warnings=[str(w.message) for w in caught])
+
+
+@pytest.fixture(scope="module")
+def training_result(training_run: SimpleNamespace) -> dict:
+    return training_run.result
 
 
 def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, results: Path) -> None:
@@ -215,6 +225,10 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
     assert 0 <= fit["data_wait_share"] < 1
     assert fit["step_ms_in_fit"] > 0
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
+
+
+def test_training_benchmark_hides_the_pinned_lightnings_leafspec_notice(training_run: SimpleNamespace) -> None:
+    assert not [text for text in training_run.warnings if "LeafSpec" in text]
 
 
 def test_loader_wait_is_the_time_between_steps_over_the_loop_time() -> None:

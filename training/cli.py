@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,16 @@ CHECKPOINT_DEFAULTS = {
     "auto_insert_metric_name": False,
     "filename": "epoch{epoch:02d}-score{val/guarded_score:.4f}",
 }
+
+
+@contextmanager
+def lightning_notices_hidden() -> Iterator[None]:
+    """Every Lightning fit here (``fit.py``, ``bench.training``) runs inside this: torch's
+    FutureWarning that the pinned Lightning still builds a ``LeafSpec`` prints in every fit and
+    DDP rank, and its users can do nothing about it. Scoped, so callers keep their own filters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+        yield
 
 
 def resolve_config_names(args: Sequence[str]) -> list[str]:

@@ -20,12 +20,10 @@ from lightning.pytorch import Trainer
 
 from training.artifacts import export_checkpoint, log_export, register
 from training.classifier import MhistClassifier
-from training.cli import MhistCLI, resolve_config_names
+from training.cli import MhistCLI, lightning_notices_hidden, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.onnx_export import ExportParityError
-
-LIGHTNING_LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
 def report(trainer: Trainer) -> None:
@@ -56,7 +54,7 @@ def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, regi
 
 def fit_test_export(args: list[str] | None) -> Trainer:
     """The job: config -> fit -> test the chosen checkpoint -> export, log and report (rank zero).
-    Called inside ``main``'s ``catch_warnings``, which takes back the warning filters set here."""
+    Called inside ``main``'s ``lightning_notices_hidden``, which takes back the warning filters set here."""
     if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
         sys.argv[1:] = resolve_config_names(sys.argv[1:])
     cli = MhistCLI(args=None if args is None else resolve_config_names(args))
@@ -74,12 +72,10 @@ def fit_test_export(args: list[str] | None) -> Trainer:
 def main(args: list[str] | None = None) -> Trainer:
     """One fit, its user errors as one line. MLflow writes its tracking URI into ``os.environ``; it
     is put back on the way out so that a second call in the same process does not log into the
-    first call's store. Hidden: torch's notice that Lightning (pinned) still builds a ``LeafSpec``,
-    which its users can do nothing about."""
+    first call's store."""
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", LIGHTNING_LEAFSPEC, FutureWarning)
+        with lightning_notices_hidden():
             return fit_test_export(args)
     except TrainingSetupError as error:
         sys.exit(f"error: {error}")
