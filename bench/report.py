@@ -309,12 +309,12 @@ def _floor_detail(row: dict, inference: dict) -> str:
     matmuls' share and their rate in the model and at the same shapes alone."""
     ceilings, best = inference["ceilings"], row.get("best_vs_floor", math.nan)
     detail = f" (fastest run {best:.2f}x the fastest probe)" if math.isfinite(best) else ""
-    kind = "memory_gbps" if row["floor"] == "weights / bandwidth" else "matmul_gflops"
-    rates = inference.get("probes", {}).get(kind)
+    bandwidth = row["floor"] == "weights / bandwidth"
+    rates = inference.get("probes", {}).get("memory_gbps" if bandwidth else "matmul_gflops")
     if rates:
         each = against_each_probe(row["vs_floor"], rates)
         detail += "; against each probe: " + ", ".join(f"{label} {x:.2f}x" for label, x in each.items())
-    if row["floor"] == "weights / bandwidth":
+    if bandwidth:
         rate = row["size_mb"] / row["median_ms_per_image"]  # MB/ms = GB/s
         probe = row.get("floor_probe_rate", ceilings["memory_gbps"])
         return detail + f"; reads its weights at {rate:.1f} GB/s, the probe between its runs at {probe:.1f}"
