@@ -103,25 +103,19 @@ def export_onnx(net: nn.Module, path: Path, input_size: int, *, trace_batch: int
     return path
 
 
-class _DropMessages(logging.Filter):
-    """Drops log records whose message starts with ``prefix``."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
-
-
 @contextmanager
 def _without_root_messages(prefix: str) -> Iterator[None]:
-    root, drop = logging.getLogger(), _DropMessages(prefix)
-    root.addFilter(drop)
+    """Drops the root logger's records whose message starts with ``prefix``, for the block only."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(prefix)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
     try:
         yield
     finally:
-        root.removeFilter(drop)
+        root.removeFilter(keep)
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path) -> Path:
