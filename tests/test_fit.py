@@ -136,6 +136,7 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     assert "LeafSpec" not in result.stderr  # torch's notice about pinned Lightning code, hidden in every rank
+    assert "litlogger" not in result.stdout + result.stderr  # nor Lightning's advertisement for its cloud logger
     client = client_for(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("mhist").experiment_id])
     assert "test/auroc" in run.data.metrics

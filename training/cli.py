@@ -20,6 +20,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning_utilities.core import rank_zero
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -45,12 +46,22 @@ CHECKPOINT_DEFAULTS = {
 
 @contextmanager
 def lightning_notices_hidden() -> Iterator[None]:
-    """Every Lightning fit here (``fit.py``, ``bench.training``) runs inside this: torch's
-    FutureWarning that the pinned Lightning still builds a ``LeafSpec`` prints in every fit and
-    DDP rank, and its users can do nothing about it. Scoped, so callers keep their own filters."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
-        yield
+    """Every Lightning fit here (``fit.py``, ``bench.training``) runs inside this. Two notices print
+    in every fit and DDP rank, and our users can do nothing about either: torch's FutureWarning that
+    the pinned Lightning still builds a ``LeafSpec``, and Lightning's advertisement for its cloud
+    logger (runs here go to MLflow by design). Scoped, so callers keep their own filters."""
+    rank_zero_log = rank_zero.log  # the logger rank_zero_info writes to, set by lightning.pytorch
+    rank_zero_log.addFilter(_not_a_cloud_logger_tip)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            yield
+    finally:
+        rank_zero_log.removeFilter(_not_a_cloud_logger_tip)
+
+
+def _not_a_cloud_logger_tip(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
 
 
 def resolve_config_names(args: Sequence[str]) -> list[str]:
