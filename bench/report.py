@@ -37,6 +37,7 @@ from bench.common import (
     training_cells,
 )
 from inference.predictor import FILES
+from inference.tracking import DEFAULT_STORE, missing_store, sqlite_path
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
@@ -156,10 +157,11 @@ class Section:
     images: list[str] = field(default_factory=list)
 
 
-def quality_section(runs: list[dict], out: Path) -> Section:
+def quality_section(runs: list[dict], out: Path, looked_in: str = "no exported MLflow run") -> Section:
+    """``looked_in`` says what was found instead when there are no runs: which store, which experiment."""
     section = Section("Quality (test split, at each model's tuned threshold)")
     if not runs:
-        section.text.append("No exported MLflow run found: train one (`make demo`, or `training/fit.py`).")
+        section.text.append(f"{looked_in[0].upper()}{looked_in[1:]}: train one (`make demo`, or `training/fit.py`).")
         return section
     headers = ("model", "run", "data", *QUALITY, "threshold", "int8 servable", "int8 AUROC drop", "fp32 MB", "int8 MB")
     rows = [(r["model"], r["run_id"][:8], r["data_root"], *(r["metrics"][k] for k in QUALITY),
@@ -473,9 +475,8 @@ def update_readme(readme: Path, summary: str) -> None:
 def _artifact_location(tracking_uri: str) -> str | None:
     """A local sqlite store keeps its artifacts beside it, as ``fit.py``'s does; MLflow's default is
     ``./mlruns`` of whatever folder the report happens to run in."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+    path = sqlite_path(tracking_uri)
+    return None if path is None else str(path.resolve().parent / "mlartifacts")
 
 
 def log_to_mlflow(tracking_uri: str, folder: Path, prices: Prices, runs: list[dict], cost_rows: list[dict]) -> str:
@@ -511,7 +512,7 @@ def log_to_mlflow(tracking_uri: str, folder: Path, prices: Prices, runs: list[di
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the benchmarks wrote their JSON")
-    parser.add_argument("--tracking-uri", default="sqlite:///outputs/mlflow.db")
+    parser.add_argument("--tracking-uri", default=DEFAULT_STORE)
     parser.add_argument("--experiment", default="mhist", help="the experiment the models were trained in")
     parser.add_argument("--out", type=Path, default=RESULTS / "report")
     parser.add_argument("--readme", type=Path, default=None, help="also replace the README's report block")
@@ -520,12 +521,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.add_argument(f"--{price.name.replace('_', '-')}", type=type(price.default), default=price.default)
     args = parser.parse_args(argv)
     prices = Prices(**{p.name: getattr(args, p.name) for p in fields(Prices)})
+    no_store = missing_store(args.tracking_uri)
+    if no_store and not args.no_mlflow:  # before anything is written: MLflow would make an empty store there
+        raise SystemExit(f"error: {no_store} (or pass --no-mlflow for a report of the benchmarks alone)")
     results = load_results(args.results)
-    runs = latest_runs(args.tracking_uri, args.experiment)
+    runs = [] if no_store else latest_runs(args.tracking_uri, args.experiment)
     args.out.mkdir(parents=True, exist_ok=True)
     cost_rows = costs(results, prices)
     cpus = results["cold_start"]["machine"]["cpus"] if "cold_start" in results else 0
-    sections = [goals_section(results), quality_section(runs, args.out)]
+    looked_in = (
+        f"no MLflow store at {sqlite_path(args.tracking_uri)}"
+        if no_store
+        else (f"no exported run in experiment {args.experiment!r} at {args.tracking_uri}")
+    )
+    sections = [goals_section(results), quality_section(runs, args.out, looked_in)]
     if "inference" in results:
         sections.append(latency_section(results["inference"], args.out))
     if "cold_start" in results:

@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inference.tracking import DEFAULT_STORE, missing_store
+
 FILES = ("model.onnx", "model.int8.onnx", "card.json")
-DEFAULT_STORE = "sqlite:///outputs/mlflow.db"
 
 
 def latest_run(client, model_name: str, experiment: str) -> str:  # noqa: ANN001 - MlflowClient
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> Path | str:
     parser.add_argument("--experiment", default="mhist")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE)
     args = parser.parse_args(argv)
+    if problem := missing_store(args.tracking_uri):
+        sys.exit(f"error: {problem}")
 
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient

@@ -376,9 +376,33 @@ def test_report_refuses_a_result_in_an_older_format(tmp_path: Path, name: str, r
 
 
 def test_report_without_benchmarks_or_runs_says_what_to_run(tmp_path: Path) -> None:
-    made = report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{tmp_path}/empty.db",
+    made = report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{tmp_path}/none.db",
                         "--out", str(tmp_path / "report"), "--no-mlflow"])  # fmt: skip
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Not run yet: `python -m bench.inference`" in text
-    assert "No exported MLflow run found" in text
+    assert f"No MLflow store at {tmp_path}/none.db: train one" in text
     assert made["mlflow_run_id"] is None
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_report_names_the_experiment_it_found_no_run_in(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(uri).search_experiments()  # an existing store, without the experiment asked for
+    report.main(["--results", str(tmp_path / "none"), "--tracking-uri", uri, "--experiment", "mhsit",
+                 "--out", str(tmp_path / "report"), "--no-mlflow"])  # fmt: skip
+    assert (
+        f"No exported run in experiment 'mhsit' at {uri}: train one" in (tmp_path / "report" / "report.md").read_text()
+    )
+
+
+def test_report_refuses_a_store_that_does_not_exist_before_writing(tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text("the last report")
+    missing = tmp_path / "typo.db"
+    with pytest.raises(SystemExit, match=f"there is no MLflow store at {missing}.*--no-mlflow"):
+        report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{missing}",
+                     "--out", str(tmp_path / "report")])  # fmt: skip
+    assert (tmp_path / "report" / "report.md").read_text() == "the last report"
+    assert not missing.exists()  # MLflow would have made an empty store there, and logged the report into it

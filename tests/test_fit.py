@@ -127,6 +127,12 @@ def run_fit_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_export_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "training/export.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
 def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None:
     result = run_fit_script(
         "--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path),
@@ -171,14 +177,17 @@ def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Pa
     assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
 
 
-def test_export_command_names_an_unknown_run(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "training/export.py", "--run-id", "feedc0de", "--tracking-uri", f"sqlite:///{tmp_path}/x.db"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "error: no MLflow run feedc0de" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_export_command_names_an_unknown_run_and_a_missing_store(tmp_path: Path) -> None:
+    store = tmp_path / "x.db"
+    MlflowClient(f"sqlite:///{store}").search_experiments()  # an empty store
+    missing = tmp_path / "typo.db"
+    for uri, message in [(f"sqlite:///{store}", "error: no MLflow run feedc0de"),
+                         (f"sqlite:///{missing}", f"there is no MLflow store at {missing}")]:  # fmt: skip
+        result = run_export_script("--run-id", "feedc0de", "--tracking-uri", uri)
+        assert result.returncode != 0
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not missing.exists()  # MLflow would have made an empty store there
 
 
 def test_a_second_fit_in_the_same_process_uses_its_own_store(small_root: Path, tmp_path: Path) -> None:

@@ -157,6 +157,16 @@ def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp
     assert Predictor.load(first / "model.onnx").name == MODEL
 
 
+def test_publish_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    from inference.publish import main
+
+    missing = tmp_path / "typo.db"
+    with pytest.raises(SystemExit, match=f"--tracking-uri sqlite:///{missing}: there is no MLflow store at {missing}"):
+        main(["--latest", MODEL, "--to", str(tmp_path / "models"), "--tracking-uri", f"sqlite:///{missing}"])
+    assert not missing.exists()  # MLflow would have made an empty store there
+    assert not (tmp_path / "models").exists()
+
+
 def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, tmp_path: Path) -> None:
     import os
 

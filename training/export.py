@@ -21,13 +21,12 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from inference.tracking import DEFAULT_STORE, missing_store
 from training.artifacts import export_checkpoint, log_export
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.onnx_export import ExportParityError
-
-DEFAULT_STORE = "sqlite:///outputs/mlflow.db"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +53,8 @@ def checkpoint_of(client: MlflowClient, run_id: str) -> Path:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.run_id and (problem := missing_store(args.tracking_uri)):
+        sys.exit(f"error: {problem}")  # before MLflow makes an empty store there
     client = MlflowClient(args.tracking_uri)
     try:
         checkpoint = checkpoint_of(client, args.run_id) if args.run_id else args.checkpoint
