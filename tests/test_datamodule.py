@@ -129,3 +129,20 @@ def test_missing_and_undecodable_images_are_listed_at_once(small_copy: Path) -> 
 def test_bad_val_fraction_is_named(small_root: Path) -> None:
     with pytest.raises(ValueError, match="val_fraction must be between 0 and 1, got 1.5"):
         make(small_root, val_fraction=1.5)
+
+
+def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from training.demo_data import main
+
+    main([str(tmp_path / "demo"), "--n-train", "6", "--n-test", "3"])
+    assert [r.partition for r in read_annotations(tmp_path / "demo")].count("test") == 3
+    main([str(tmp_path / "demo"), "--n-train", "8"])  # an existing set is left as it is
+    assert len(read_annotations(tmp_path / "demo")) == 9
+    assert "already holds a data set" in capsys.readouterr().out
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(SystemExit, match=r"^error: cannot write the demo data to .*a file/demo: Not a directory$"):
+        main([str(tmp_path / "a file" / "demo")])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "empty"), "--n-test", "0"])
+    assert "--n-test 0: a partition needs at least one image" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()

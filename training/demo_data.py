@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    for flag, count in (("--n-train", args.n_train), ("--n-test", args.n_test)):
+        if count < 1:
+            parser.error(f"{flag} {count}: a partition needs at least one image")
     if (args.root / "annotations.csv").exists():
         print(f"{args.root} already holds a data set; leaving it as it is")
         return
-    generate_demo_dataset(args.root, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    try:
+        generate_demo_dataset(args.root, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    except OSError as error:  # a folder that cannot be made or written: the user's path, not our bug
+        sys.exit(f"error: cannot write the demo data to {args.root}: {error.strerror or error}")
     print(f"wrote {args.n_train + args.n_test} demo images to {args.root} (synthetic, not medical data)")
 
 
