@@ -42,9 +42,10 @@ from bench.common import (
     publish,
     training_cells,
 )
-from training.cli import CONFIG_DIR, MhistCLI, lightning_notices_hidden, resolve_config_names
+from training.cli import MhistCLI, config_path, lightning_notices_hidden
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
+from training.errors import TrainingSetupError
 from training.finetuning import FreezeThenUnfreeze
 
 PHASES = {"head only": 10**6, "all weights": 0}  # FreezeThenUnfreeze.unfreeze_at_epoch per phase
@@ -93,9 +94,12 @@ class SameBatch(Dataset):
 
 def read_config(config: str) -> tuple[Path, dict]:
     """The config's path (bare names resolve to ``training/configs/``, as in ``fit.py``) and its YAML."""
-    path = Path(resolve_config_names(["--config", config])[1])
+    try:
+        path = Path(config_path(config))
+    except TrainingSetupError as error:
+        raise SystemExit(f"error: --configs: {error}") from None
     if not path.is_file():
-        raise SystemExit(f"error: --configs {config}: no such file, nor in {CONFIG_DIR}")
+        raise SystemExit(f"error: --configs {config}: no such file")
     return path, yaml.safe_load(path.read_text())
 
 

@@ -259,7 +259,7 @@ def test_bad_names_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--models vit_bogus_patch16: timm has no model named"):
         inference.main(["--models", "vit_bogus_patch16", "--store", str(tmp_path / "models"), "--probe-mb", "16",
                         "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
-    with pytest.raises(SystemExit, match="--configs nope.yaml: no such file"):
+    with pytest.raises(SystemExit, match="--configs: config nope.yaml is neither a file nor one of .*demo-mlp.yaml"):
         training.main(["--configs", "nope.yaml", "--out", str(tmp_path)])
     assert not list((tmp_path / "models").iterdir())  # no model folder, not even a half-built one
     assert not list(tmp_path.glob("*.json"))  # nothing half-written

@@ -6,6 +6,7 @@ import pytest
 
 from training.classifier import MhistClassifier
 from training.cli import CONFIG_DIR, MhistCLI, resolve_config_names
+from training.errors import TrainingSetupError
 from training.finetuning import FreezeThenUnfreeze
 from training.networks import MlpClassifier, TimmClassifier
 
@@ -39,6 +40,18 @@ def test_bare_names_resolve_to_the_configs_folder(tmp_path: Path) -> None:
     own = tmp_path / "vit.yaml"
     own.write_text("{}")
     assert resolve_config_names(["--config", str(own)]) == ["--config", str(own)]
+
+
+def test_an_unknown_config_name_is_refused_with_the_shipped_ones_listed() -> None:
+    shipped = r"\(demo-mlp.yaml, demo.yaml, mlp.yaml, vit.yaml\)"
+    with pytest.raises(
+        TrainingSetupError, match=rf"^config vti.yaml is neither a file nor one of .*/configs/ {shipped}$"
+    ):
+        resolve_config_names(["--data.root", "x", "--config", "vti.yaml"])
+    with pytest.raises(TrainingSetupError, match="config demo.yml is neither"):
+        resolve_config_names(["--config=demo.yml"])
+    inline = ["--config", "{trainer: {max_epochs: 1}}"]  # jsonargparse also takes inline YAML: its parser judges it
+    assert resolve_config_names(inline) == inline
 
 
 def test_mlflow_tracking_uri_from_the_environment(small_root: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

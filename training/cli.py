@@ -67,16 +67,24 @@ def _not_a_cloud_logger_tip(record: logging.LogRecord) -> bool:
 def resolve_config_names(args: Sequence[str]) -> list[str]:
     """``--config vit.yaml`` names a file in ``training/configs/`` unless that path exists."""
     resolved = list(args)
-    for i, arg in enumerate(resolved[:-1]):
-        if arg in ("--config", "-c") and not Path(resolved[i + 1]).exists():
-            candidate = CONFIG_DIR / resolved[i + 1]
-            if candidate.exists():
-                resolved[i + 1] = str(candidate)
     for i, arg in enumerate(resolved):
-        name = arg.removeprefix("--config=")
-        if arg.startswith("--config=") and not Path(name).exists() and (CONFIG_DIR / name).exists():
-            resolved[i] = f"--config={CONFIG_DIR / name}"
+        if arg in ("--config", "-c") and i + 1 < len(resolved):
+            resolved[i + 1] = config_path(resolved[i + 1])
+        elif arg.startswith("--config="):
+            resolved[i] = f"--config={config_path(arg.removeprefix('--config='))}"
     return resolved
+
+
+def config_path(name: str) -> str:
+    """The file a config name means. A YAML file name found nowhere is refused here, with the shipped
+    configs listed, instead of by the parser after its whole usage text; anything else (jsonargparse
+    also takes inline YAML) is left to the parser."""
+    if Path(name).is_file() or not name.endswith((".yaml", ".yml")):
+        return name
+    if (CONFIG_DIR / name).is_file():
+        return str(CONFIG_DIR / name)
+    shipped = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+    raise TrainingSetupError(f"config {name} is neither a file nor one of {CONFIG_DIR}/ ({shipped})")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -205,4 +213,4 @@ class MhistCLI(LightningCLI):
         return str(path)
 
 
-__all__ = ["LearningRateMonitor", "MhistCLI", "resolve_config_names"]
+__all__ = ["LearningRateMonitor", "MhistCLI", "config_path", "resolve_config_names"]
