@@ -202,8 +202,9 @@ def _export_random(name: str, folder: Path) -> None:
     from training import onnx_export as ox
     from training.transforms import IMAGENET_MEAN, IMAGENET_STD
 
+    network = build_network(name)  # a misspelt name is refused before anything is announced
     print(f"exporting a random-weight {name} to {folder.parent / name} (once)", flush=True)
-    fp32 = ox.export_onnx(build_network(name), folder / FILES["fp32"], 224)
+    fp32 = ox.export_onnx(network, folder / FILES["fp32"], 224)
     int8 = ox.quantize_int8(fp32, folder / FILES["int8"])
     metadata = ox.base_metadata(model_name=name, threshold=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                                 input_size=224, run_id=RANDOM_WEIGHTS_RUN, metrics={})  # fmt: skip

@@ -255,10 +255,11 @@ def test_loading_goal_needs_a_faster_loader_and_little_waiting(loader_per_s: flo
     assert "fit at 90% of the step alone, its steps +5% beside the loader's workers" in line
 
 
-def test_bad_names_are_refused_by_name(tmp_path: Path) -> None:
+def test_bad_names_are_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit, match="--models vit_bogus_patch16: timm has no model named"):
         inference.main(["--models", "vit_bogus_patch16", "--store", str(tmp_path / "models"), "--probe-mb", "16",
                         "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert "exporting" not in capsys.readouterr().out  # not announced as if it were being built
     with pytest.raises(SystemExit, match="--configs: config nope.yaml is neither a file nor one of .*demo-mlp.yaml"):
         training.main(["--configs", "nope.yaml", "--out", str(tmp_path)])
     assert not list((tmp_path / "models").iterdir())  # no model folder, not even a half-built one
