@@ -26,15 +26,18 @@ FILES = ("model.onnx", "model.int8.onnx", "card.json")
 
 
 def latest_run(client, model_name: str, experiment: str) -> str:  # noqa: ANN001 - MlflowClient
+    """The newest finished run of ``model_name``; when there is none, the error names what there is."""
     found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs(
-        [found.experiment_id] if found else [],
-        f"tags.model_name = '{model_name}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+    if found is None:
+        there = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise SystemExit(f"error: no experiment {experiment!r} at {client.tracking_uri} (there: {there})")
+    finished = "attributes.status = 'FINISHED'"
+    runs = client.search_runs([found.experiment_id], f"tags.model_name = '{model_name}' and {finished}",
+                              order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
     if not runs:
-        raise SystemExit(f"error: no finished run of {model_name} in experiment {experiment!r}")
+        trained = {r.data.tags.get("model_name") for r in client.search_runs([found.experiment_id], finished)}
+        there = ", ".join(sorted(trained - {None})) or "none"
+        raise SystemExit(f"error: no finished run of {model_name} in experiment {experiment!r} (its models: {there})")
     return runs[0].info.run_id
 
 
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> Path | str:
                 sys.exit(f"error: run {run_id} has no model/model.onnx artifact")
             target = upload(source, args.to) if args.to.startswith("s3://") else install(source, Path(args.to))
     except MlflowException as error:
-        sys.exit(f"error: {error.message}")
+        unknown = args.run_id and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+        sys.exit(f"error: no MLflow run {args.run_id} at {args.tracking_uri}" if unknown else f"error: {error.message}")
     print(f"published run {run_id} to {target}")
     return target
 

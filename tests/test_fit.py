@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,27 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
     assert int8["servable"] == ("true" if card["int8"]["servable"] else "false")
     assert run.data.metrics["int8/servable"] == float(card["int8"]["servable"])
     assert Path(run.data.tags["best_checkpoint"]).is_file()
+
+
+def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001
+    from inference.publish import main as publish
+
+    root, runs = demo_runs
+    store = f"sqlite:///{root.resolve()}/mlflow.db"
+    target = publish(["--latest", "mlp-64-32", "--to", str(tmp_path / "models"), "--tracking-uri", store])
+    assert target == tmp_path / "models" / "mlp-64-32"
+    assert json.loads((target / "card.json").read_text())["mlflow_run_id"] == runs[1]
+    assert read_metadata(target / "model.onnx")["mlflow_run_id"] == runs[1]
+    models = "(its models: mlp-64-32, vit_tiny_patch16_224)"
+    for args, message in [
+        (["--latest", "vit_tiny"], f"no finished run of vit_tiny in experiment 'mhist' {models}"),
+        (["--latest", "mlp-64-32", "--experiment", "mhsit"],
+         f"no experiment 'mhsit' at {store} (there: Default, mhist)"),
+        (["--run-id", "feedc0de"], f"no MLflow run feedc0de at {store}"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit, match=re.escape(f"error: {message}")):
+            publish([*args, "--to", str(tmp_path / "other"), "--tracking-uri", store])
+    assert not (tmp_path / "other").exists()
 
 
 def test_registering_is_a_flag(demo_runs) -> None:  # noqa: ANN001
