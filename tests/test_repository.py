@@ -26,6 +26,8 @@ def test_no_symlink_is_tracked(tracked: list[str]) -> None:
     assert [line.split("\t", 1)[1] for line in tracked if line.startswith("120000 ")] == []
 
 
-@pytest.mark.parametrize("path", ["demo_data", "outputs", "mlruns", "bench/results", ".venv", "cdk.out", "node_modules"])
+@pytest.mark.parametrize(
+    "path", ["demo_data", "outputs", "mlruns", "bench/results", ".venv", "cdk.out", "node_modules"]
+)
 def test_what_the_project_generates_is_ignored_whatever_its_kind(tracked: list[str], path: str) -> None:
     assert git("check-ignore", "--no-index", "-q", path).returncode == 0, f"{path} is not ignored"
