@@ -324,6 +324,10 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
                         "--ec2-usd-per-hour", "0.5"])  # fmt: skip
     text = (out / "report.md").read_text()
     assert "| mlp-64-32 |" in text  # quality from the trained run
+    (run,) = made["runs"]
+    agreement = MlflowClient(uri).get_run(run["run_id"]).data.metrics["int8/label_agreement"]
+    assert f"| {'yes' if run['int8_servable'] else 'no'} | " in text
+    assert f" | {agreement:.1%} | " in text  # why int8 is (not) servable: both measures of its gate
     assert "| mlp-small | onnx-int8 | 1 |" in text  # latency from the benchmark
     assert "Not run yet" not in text
     for plot in ("quality.png", "latency.png", "cost.png"):
