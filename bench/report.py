@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from bench.common import (
     COLD_START_GOAL_S,
     DATA_WAIT_GOAL,
@@ -198,7 +200,9 @@ def latency_section(result: dict, out: Path) -> Section:
     runtimes = sorted({r["runtime"] for r in rows}, key=lambda rt: ("pytorch", "onnx-fp32", "onnx-int8").index(rt))
     batch1 = {(r["model"], r["runtime"]): r["median_ms_per_image"] for r in rows if r["batch"] == 1}
     series = {rt: [batch1.get((m, rt), float("nan")) for m in models] for rt in runtimes}
-    section.images.append(_bars(out / "latency.png", "Median latency per image at batch 1 (ms)", models, series, "ms"))
+    floors = {r["model"]: r["floor_ms_per_image"] for r in rows if r["batch"] == 1 and r["runtime"] == "onnx-fp32"}
+    section.images.append(_bars(out / "latency.png", "Median latency per image at batch 1 (ms)", models, series, "ms",
+                                floors))  # fmt: skip
     return section
 
 
@@ -401,28 +405,37 @@ def _goal(what: str, met: bool, measured: str) -> str:
     return f"- {'met' if met else 'MISSED'}: {what} ({measured})"
 
 
-def _bars(path: Path, title: str, groups: list[str], series: dict[str, list[float]], unit: str) -> str:
-    """A grouped bar chart; returns the file name."""
-    import matplotlib
+def _bars(
+    path: Path, title: str, groups: list[str], series: dict[str, list[float]], unit: str,
+    floors: dict[str, float] | None = None,
+) -> str:  # fmt: skip
+    """Save ``bar_figure``'s chart; returns the file name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bar_figure(title, groups, series, unit, floors).savefig(path, dpi=110)
+    return path.name
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) * max(1, len(series)) / 2), 4))
+def bar_figure(
+    title: str, groups: list[str], series: dict[str, list[float]], unit: str, floors: dict[str, float] | None = None
+) -> Figure:
+    """A grouped bar chart, with a group's physical floor drawn across it where one is given. A bare
+    ``Figure``, not pyplot's: nothing global is left open."""
+    fig = Figure(figsize=(max(6, 1.6 * len(groups) * max(1, len(series)) / 2), 4), layout="tight")
+    ax = fig.add_subplot()
     width = 0.8 / max(1, len(series))
     for i, (label, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         bars = ax.bar(xs, [0 if v != v else v for v in values], width, label=label)
         ax.bar_label(bars, labels=["-" if v != v else f"{v:.3g}" for v in values], fontsize=7)
+    drawn = [(g, floors[group]) for g, group in enumerate(groups) if (floors or {}).get(group, math.nan) > 0]
+    for n, (g, floor) in enumerate(drawn):
+        ax.hlines(floor, g - 0.45, g + 0.45, colors="black", linestyles="--", linewidth=1.2,
+                  label="fp32 floor" if n == 0 else None)  # fmt: skip
     ax.set_xticks(range(len(groups)), groups, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel(unit)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return fig
 
 
 # --- rendering -----------------------------------------------------------------------------------

@@ -310,6 +310,19 @@ def test_readme_block_is_replaced_and_a_missing_one_is_named(tmp_path: Path) -> 
     assert readme.read_text() == "# no block\n"
 
 
+def test_latency_plot_draws_each_models_floor_across_its_bars() -> None:
+    series = {"pytorch": [72.0, 244.0], "onnx-fp32": [56.0, 202.0], "onnx-int8": [14.5, 70.0]}
+    fig = report.bar_figure("latency", ["mlp", "vit"], series, "ms", {"mlp": 53.4, "vit": float("nan")})
+    (ax,) = fig.axes
+    (floor,) = ax.collections  # one dashed line: a floor that is not a number is not drawn
+    ((left, height), (right, _)) = floor.get_segments()[0]
+    assert height == 53.4
+    mlp_bars = ax.patches[0::2]  # series by series: mlp, vit, mlp, vit, ...
+    assert left < min(bar.get_x() for bar in mlp_bars)
+    assert right > max(bar.get_x() + bar.get_width() for bar in mlp_bars)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fp32 floor", *series]
+
+
 def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
     inference_result: dict, cold_start_result: dict, serving_result: dict, training_result: dict,
     results: Path, trained: SimpleNamespace, tmp_path: Path,
