@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inference import errors
-from inference.predictor import Limits, Predictor, Variant, resolve_model_path
+from inference.predictor import FILES, Limits, Predictor, Variant, resolve_model_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="auto")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size {args.batch_size}: expected at least 1")
+    if not (args.model_root / args.model_name).is_dir():
+        there = ", ".join(sorted(p.parent.name for p in args.model_root.glob(f"*/{FILES['fp32']}"))) or "none"
+        sys.exit(f"error: no model {args.model_name} in {args.model_root} (there: {there})")
     variant: Variant = args.variant
     try:
         predictor = Predictor.load(resolve_model_path(args.model_root, args.model_name, variant), limits=Limits())

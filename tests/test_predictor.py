@@ -133,15 +133,26 @@ def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Pat
     assert "scoring" in result.stderr  # the progress bar
 
 
-def test_batch_command_names_a_missing_folder(model_store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "args", "message"),
+    [
+        ("nope", ["--model-name", MODEL], "is not a folder"),
+        ("images", ["--model-name", "mlp-6432"], "error: no model mlp-6432 in {store} (there: mlp-64-32)"),
+        ("images", ["--model-name", MODEL, "--batch-size", "0"], "--batch-size 0: expected at least 1"),
+    ],
+)
+def test_batch_command_names_what_is_wrong(model_store: Path, small_root: Path, tmp_path: Path, source: str,
+                                           args: list[str], message: str) -> None:  # fmt: skip
+    folder = small_root / source if source == "images" else tmp_path / source
     result = subprocess.run(
-        [sys.executable, "-m", "inference.batch", str(tmp_path / "nope"), str(tmp_path / "o.csv"),
-         "--model-root", str(model_store), "--model-name", MODEL],
+        [sys.executable, "-m", "inference.batch", str(folder), str(tmp_path / "o.csv"), "--model-root",
+         str(model_store), *args],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "is not a folder" in result.stderr
+    assert message.format(store=model_store) in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp_path: Path) -> None:
