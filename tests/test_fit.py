@@ -213,6 +213,22 @@ def test_export_command_names_an_unknown_run_and_a_missing_store(tmp_path: Path)
     assert not missing.exists()  # MLflow would have made an empty store there
 
 
+def test_export_command_refuses_a_file_fit_did_not_write(tmp_path: Path) -> None:
+    import torch
+
+    (tmp_path / "bytes.ckpt").write_bytes(b"not a checkpoint")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")  # a torch file, but not Lightning's
+    for name, reason in [
+        ("bytes.ckpt", "(UnpicklingError)"),
+        ("other.ckpt", "(KeyError: 'pytorch-lightning_version')"),
+    ]:
+        result = run_export_script("--checkpoint", str(tmp_path / name), "--out", str(tmp_path / "out"))
+        assert result.returncode != 0
+        assert f"error: {tmp_path / name} is not a checkpoint written by training/fit.py {reason}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_second_fit_in_the_same_process_uses_its_own_store(small_root: Path, tmp_path: Path) -> None:
     import os
 

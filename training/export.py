@@ -51,6 +51,22 @@ def checkpoint_of(client: MlflowClient, run_id: str) -> Path:
     return Path(tags["best_checkpoint"])
 
 
+def load_checkpoint(checkpoint: Path, data_root: str | None) -> tuple[MhistClassifier, MhistDataModule]:
+    """The module and data module a fit saved; any other file is refused by name, not with torch's traceback."""
+    try:
+        module = MhistClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+        data = MhistDataModule.load_from_checkpoint(
+            checkpoint, num_workers=0, **({"root": data_root} if data_root else {})
+        )
+    except TrainingSetupError:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch and Lightning raise many types for a foreign file
+        first_line = next(iter(str(error).strip().splitlines()), "")
+        reason = type(error).__name__ + (f": {first_line}" if 0 < len(first_line) <= 100 else "")
+        raise TrainingSetupError(f"{checkpoint} is not a checkpoint written by training/fit.py ({reason})") from error
+    return module, data
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.run_id and (problem := missing_store(args.tracking_uri)):
@@ -61,9 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not checkpoint.is_file():
             raise TrainingSetupError(f"checkpoint {checkpoint} does not exist")
         run_id = args.run_id or checkpoint.resolve().parent.parent.name
-        module = MhistClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
-        overrides = {"root": args.data_root} if args.data_root else {}
-        data = MhistDataModule.load_from_checkpoint(checkpoint, num_workers=0, **overrides)
+        module, data = load_checkpoint(checkpoint, args.data_root)
         out = args.out or checkpoint.resolve().parent.parent / "export"
         card = export_checkpoint(module, data, out, run_id=run_id)
         if args.run_id and not args.no_log:
