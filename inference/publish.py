@@ -63,14 +63,19 @@ def upload(source: Path, destination: str, s3: object | None = None) -> str:
     card.json goes last, so its arrival means the model files are already there.
     """
     import boto3
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     card = json.loads((source / "card.json").read_text())
     bucket, _, prefix = destination.removeprefix("s3://").partition("/")
     key_prefix = f"{prefix.strip('/')}/{card['model_name']}/".lstrip("/")
-    client = s3 or boto3.client("s3")
-    for name in ("model.onnx", "model.int8.onnx", "card.json"):
-        if (source / name).is_file():
-            client.upload_file(str(source / name), bucket, key_prefix + name)
+    try:
+        client = s3 or boto3.client("s3")
+        for name in ("model.onnx", "model.int8.onnx", "card.json"):
+            if (source / name).is_file():
+                client.upload_file(str(source / name), bucket, key_prefix + name)
+    except (BotoCoreError, ClientError, S3UploadFailedError) as error:  # credentials, network, bucket, access
+        raise SystemExit(f"error: cannot upload to s3://{bucket}/{key_prefix}: {error}") from error
     return f"s3://{bucket}/{key_prefix}"
 
 

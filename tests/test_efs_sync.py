@@ -59,6 +59,21 @@ def test_publish_then_sync_puts_a_loadable_model_on_the_store(s3, model_store: P
     assert Predictor.load(efs / MODEL / "model.onnx").name == MODEL
 
 
+def test_publish_names_an_upload_that_fails(s3, model_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(
+        SystemExit, match=f"^error: cannot upload to s3://no-such-bucket/serving/{MODEL}/: .*NoSuchBucket"
+    ):
+        upload(model_store / MODEL, "s3://no-such-bucket/serving", s3)
+    for key in S3_KEYS:  # no credentials anywhere: botocore's own error, by name
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # the fixture's session has cached its credentials
+    with pytest.raises(SystemExit, match="cannot upload to s3://artifacts/serving/.*Unable to locate credentials"):
+        upload(model_store / MODEL, "s3://artifacts/serving")
+
+
 def test_a_replacement_is_renamed_into_place(s3, model_store: Path, tmp_path: Path) -> None:
     upload(model_store / MODEL, "s3://artifacts/serving", s3)
     efs = tmp_path / "efs"
