@@ -31,13 +31,18 @@ def local_images(root: Path) -> list[tuple[str, Path]]:
 
 def s3_images(uri: str) -> Iterator[tuple[str, bytes]]:
     import boto3  # only a batch job on S3 needs it
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].lower().endswith(IMAGE_SUFFIXES):
-                yield item["Key"].rsplit("/", 1)[-1], s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+    try:
+        s3 = boto3.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].lower().endswith(IMAGE_SUFFIXES):
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    yield item["Key"].rsplit("/", 1)[-1], body
+    except (BotoCoreError, ClientError) as error:  # credentials, network, bucket, access
+        raise errors.ServingError("no_images", f"cannot read {uri}: {error}") from error
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -199,7 +199,16 @@ def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, 
              "--model-root", str(model_store), "--model-name", MODEL],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
+        missing = subprocess.run(
+            [sys.executable, "-m", "inference.batch", "s3://no-such-bucket/batch-7/", str(tmp_path / "none.csv"),
+             "--model-root", str(model_store), "--model-name", MODEL],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "s3.csv").open()))
     assert [r["image"] for r in rows] == names
     assert all(r["label"] in ("HP", "SSA") and not r["error"] for r in rows)
+    assert missing.returncode != 0
+    assert "error: cannot read s3://no-such-bucket/batch-7/: " in missing.stderr
+    assert "NoSuchBucket" in missing.stderr
+    assert "Traceback" not in missing.stderr
