@@ -39,7 +39,7 @@ from bench.common import (
     training_cells,
 )
 from inference.predictor import FILES
-from inference.tracking import DEFAULT_STORE, missing_store, sqlite_path
+from inference.tracking import DEFAULT_STORE, sqlite_path, unreadable_store
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
@@ -539,18 +539,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.add_argument(f"--{price.name.replace('_', '-')}", type=type(price.default), default=price.default)
     args = parser.parse_args(argv)
     prices = Prices(**{p.name: getattr(args, p.name) for p in fields(Prices)})
-    no_store = missing_store(args.tracking_uri)
-    if no_store and not args.no_mlflow:  # before anything is written: MLflow would make an empty store there
+    no_store = unreadable_store(args.tracking_uri)
+    if no_store and not args.no_mlflow:  # before anything is written (MLflow would make an empty store there)
         raise SystemExit(f"error: {no_store} (or pass --no-mlflow for a report of the benchmarks alone)")
     results = load_results(args.results)
     runs = [] if no_store else latest_runs(args.tracking_uri, args.experiment)
     args.out.mkdir(parents=True, exist_ok=True)
     cost_rows = costs(results, prices)
     cpus = results["cold_start"]["machine"]["cpus"] if "cold_start" in results else 0
+    missing = sqlite_path(args.tracking_uri)
     looked_in = (
-        f"no MLflow store at {sqlite_path(args.tracking_uri)}"
+        (f"no MLflow store at {missing}" if missing else no_store)
         if no_store
-        else (f"no exported run in experiment {args.experiment!r} at {args.tracking_uri}")
+        else f"no exported run in experiment {args.experiment!r} at {args.tracking_uri}"
     )
     sections = [goals_section(results), quality_section(runs, args.out, looked_in)]
     if "inference" in results:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inference.tracking import DEFAULT_STORE, missing_store
+from inference.tracking import DEFAULT_STORE, unreadable_store
 
 FILES = ("model.onnx", "model.int8.onnx", "card.json")
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> Path | str:
     parser.add_argument("--experiment", default="mhist")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE)
     args = parser.parse_args(argv)
-    if problem := missing_store(args.tracking_uri):
+    if problem := unreadable_store(args.tracking_uri):
         sys.exit(f"error: {problem}")
 
     from mlflow.exceptions import MlflowException

@@ -200,7 +200,7 @@ def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Pa
     assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
 
 
-def test_export_command_names_an_unknown_run_and_a_missing_store(tmp_path: Path) -> None:
+def test_export_command_names_an_unknown_run_and_a_unreadable_store(tmp_path: Path) -> None:
     store = tmp_path / "x.db"
     MlflowClient(f"sqlite:///{store}").search_experiments()  # an empty store
     missing = tmp_path / "typo.db"
@@ -211,6 +211,23 @@ def test_export_command_names_an_unknown_run_and_a_missing_store(tmp_path: Path)
         assert message in result.stderr
         assert "Traceback" not in result.stderr
     assert not missing.exists()  # MLflow would have made an empty store there
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_at_once(small_root: Path, tmp_path: Path) -> None:
+    import os
+
+    from tests.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: MLflow alone retried it for minutes, then a traceback
+    result = subprocess.run(
+        [sys.executable, "training/fit.py", "--config", "demo-mlp.yaml", "--data.root", str(small_root),
+         "--trainer.default_root_dir", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": url}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"error: the MLflow tracking server at {url} does not answer" in result.stderr
+    assert "unset MLFLOW_TRACKING_URI to log into the local store" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_export_command_refuses_a_file_fit_did_not_write(tmp_path: Path) -> None:

@@ -196,6 +196,10 @@ class MhistCLI(LightningCLI):
                 args.run_id = config.resume
 
     @property
+    def tracking_uri(self) -> str:
+        return self.trainer.logger._tracking_uri  # noqa: SLF001 - MLFlowLogger keeps it private
+
+    @property
     def resume_checkpoint(self) -> str | None:
         """``last.ckpt`` of the run named by ``--resume``, where ModelCheckpoint put it."""
         run_id = self.config.resume
@@ -203,9 +207,9 @@ class MhistCLI(LightningCLI):
             return None
         logger = self.trainer.logger
         try:
-            experiment_id = MlflowClient(logger._tracking_uri).get_run(run_id).info.experiment_id  # noqa: SLF001
+            experiment_id = MlflowClient(self.tracking_uri).get_run(run_id).info.experiment_id
         except MlflowException as error:
-            raise TrainingSetupError(f"--resume: no MLflow run {run_id} at {logger._tracking_uri}") from error  # noqa: SLF001
+            raise TrainingSetupError(f"--resume: no MLflow run {run_id} at {self.tracking_uri}") from error
         root = logger.save_dir or self.trainer.default_root_dir
         path = Path(root, experiment_id, run_id, "checkpoints", "last.ckpt")
         if not path.is_file():

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from inference.tracking import DEFAULT_STORE, missing_store
+from inference.tracking import DEFAULT_STORE, unreadable_store
 from training.artifacts import export_checkpoint, log_export
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
@@ -69,7 +69,7 @@ def load_checkpoint(checkpoint: Path, data_root: str | None) -> tuple[MhistClass
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.run_id and (problem := missing_store(args.tracking_uri)):
+    if args.run_id and (problem := unreadable_store(args.tracking_uri)):
         sys.exit(f"error: {problem}")  # before MLflow makes an empty store there
     client = MlflowClient(args.tracking_uri)
     try:

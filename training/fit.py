@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 
 from lightning.pytorch import Trainer
 
+from inference.tracking import unreachable_server
 from training.artifacts import export_checkpoint, log_export, register
 from training.classifier import MhistClassifier
 from training.cli import MhistCLI, lightning_notices_hidden, resolve_config_names
@@ -59,6 +60,8 @@ def fit_test_export(args: list[str] | None) -> Trainer:
         sys.argv[1:] = resolve_config_names(sys.argv[1:])
     cli = MhistCLI(args=None if args is None else resolve_config_names(args))
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if problem := unreachable_server(cli.tracking_uri):  # before MLflow retries it for minutes mid-setup
+        raise TrainingSetupError(f"{problem}; start it, or unset MLFLOW_TRACKING_URI to log into the local store")
     if cli.resume_checkpoint:  # the run's checkpoint folder is meant to hold its earlier epochs
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
     trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
