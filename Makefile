@@ -62,7 +62,9 @@ bench: venv
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.serving
 	$(PY) -m bench.training
-	$(PY) -m bench.report --tracking-uri $(STORE) --readme README.md
+	$(PY) -m bench.report --tracking-uri $(STORE) --readme README.md $(if $(wildcard outputs/mlflow.db),,--no-mlflow)
 
+# make clean: what can be made again (the generated demo set, the benchmarks' models and results, the
+#             synthesized template). Training results in outputs/ (the MLflow store, runs, checkpoints) stay.
 clean:
-	rm -rf outputs $(DEMO_DATA)
+	rm -rf demo_data outputs/bench outputs/models bench/results cdk.out
