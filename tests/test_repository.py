@@ -1,8 +1,10 @@
-"""What a clean clone gets: the checkout itself, not the code in it."""
+"""What a clean clone gets, the checkout itself and its Makefile, not the code in it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +33,30 @@ def test_no_symlink_is_tracked(tracked: list[str]) -> None:
 )
 def test_what_the_project_generates_is_ignored_whatever_its_kind(tracked: list[str], path: str) -> None:
     assert git("check-ignore", "--no-index", "-q", path).returncode == 0, f"{path} is not ignored"
+
+
+def test_make_clean_keeps_the_training_results(tmp_path: Path) -> None:
+    made = ["demo_data/images/demo_00000.png", "outputs/bench/models/mlp/model.onnx", "outputs/models/mlp/model.onnx",
+            "bench/results/inference.json", "cdk.out/MhistStack.template.json"]  # fmt: skip
+    kept = ["outputs/mlflow.db", "outputs/1/0a1b/checkpoints/last.ckpt", "outputs/mlartifacts/1/0a1b/artifacts/x"]
+    for name in made + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    subprocess.run(["make", "-f", str(REPO / "Makefile"), "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert [name for name in made if (tmp_path / name).exists()] == []
+    assert [name for name in kept if not (tmp_path / name).exists()] == []
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_make_bench_logs_the_report_to_mlflow_only_where_a_store_exists(tmp_path: Path, store: bool) -> None:
+    shutil.copytree(REPO / "requirements", tmp_path / "requirements")
+    shutil.copy(REPO / "package-lock.json", tmp_path)
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed").touch()  # newer than its prerequisites: make -n plans no install
+    if store:
+        (tmp_path / "outputs").mkdir()
+        (tmp_path / "outputs" / "mlflow.db").touch()
+    planned = subprocess.run(["make", "-n", "-f", str(REPO / "Makefile"), "bench"], cwd=tmp_path, check=True,
+                             capture_output=True, text=True).stdout.splitlines()  # fmt: skip
+    assert planned[-1].startswith(".venv/bin/python -m bench.report --tracking-uri sqlite:///")
+    assert planned[-1].endswith("--no-mlflow") != store
