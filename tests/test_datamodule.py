@@ -8,6 +8,7 @@ from PIL import Image
 from torch.utils.data import WeightedRandomSampler
 
 from training.datamodule import MhistDataModule, stratified_split
+from training.errors import TrainingSetupError
 from training.mhist import MhistFolderError, read_annotations
 from training.transforms import IMAGENET_MEAN
 
@@ -146,3 +147,10 @@ def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_p
         main([str(tmp_path / "empty"), "--n-test", "0"])
     assert "--n-test 0: a partition needs at least one image" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_out_of_range_loader_settings_are_refused_together(small_root: Path) -> None:
+    with pytest.raises(
+        TrainingSetupError, match=r"^data: batch_size must be at least 1, got 0; num_workers must be >= 0"
+    ):
+        MhistDataModule(str(small_root), batch_size=0, num_workers=-1)

@@ -16,6 +16,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import CatMetric
 
+from training.errors import refuse_out_of_range
 from training.metrics import binary_metrics
 from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
 from training.selection import guarded_sensitivity
@@ -45,6 +46,16 @@ class MhistClassifier(LightningModule):
     ) -> None:
         """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
         super().__init__()
+        refuse_out_of_range("model", [
+            ("lr", lr, lr > 0, "positive"),
+            ("weight_decay", weight_decay, weight_decay >= 0, ">= 0"),
+            ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
+            ("pos_weight", pos_weight, not isinstance(pos_weight, int | float) or pos_weight > 0, "positive"),
+            ("min_auroc", min_auroc, 0 <= min_auroc <= 1, "in [0, 1]"),
+            ("min_balanced_accuracy", min_balanced_accuracy, 0 <= min_balanced_accuracy <= 1, "in [0, 1]"),
+            ("target_sensitivity", target_sensitivity, 0 < target_sensitivity <= 1, "in (0, 1]"),
+            ("f_beta", f_beta, f_beta > 0, "positive"),
+        ])  # fmt: skip
         with warnings.catch_warnings():  # Lightning's advice to ignore a module: done just below
             warnings.filterwarnings("ignore", "Attribute 'net' is an instance of `nn.Module`")
             self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...

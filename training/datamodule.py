@@ -14,7 +14,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from training.errors import TrainingSetupError
+from training.errors import TrainingSetupError, refuse_out_of_range
 from training.mhist import MhistRecord, check_images, load_rgb, read_annotations
 from training.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
@@ -77,6 +77,12 @@ class MhistDataModule(LightningDataModule):
         verify_images: bool = True,
     ) -> None:
         super().__init__()
+        refuse_out_of_range("data", [
+            ("batch_size", batch_size, batch_size >= 1, "at least 1"),
+            ("num_workers", num_workers, num_workers >= 0, ">= 0"),
+            ("input_size", input_size, input_size >= 16, "at least 16"),
+            ("color_jitter", color_jitter, color_jitter >= 0, ">= 0"),
+        ])  # fmt: skip
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
 

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import BaseFinetuning
 
-from training.errors import TrainingSetupError
+from training.errors import refuse_out_of_range
 from training.optim import restart_groups_at
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,10 @@ class FreezeThenUnfreeze(BaseFinetuning):
 
     def __init__(self, unfreeze_at_epoch: int = 1, unfreeze_lr: float = 1e-4, train_bn: bool = False) -> None:
         super().__init__()
-        if unfreeze_at_epoch < 0:
-            raise TrainingSetupError(f"unfreeze_at_epoch must be >= 0, got {unfreeze_at_epoch}")
-        if unfreeze_lr <= 0:
-            raise TrainingSetupError(f"unfreeze_lr must be positive, got {unfreeze_lr}")
+        refuse_out_of_range("finetuning", [
+            ("unfreeze_at_epoch", unfreeze_at_epoch, unfreeze_at_epoch >= 0, ">= 0"),
+            ("unfreeze_lr", unfreeze_lr, unfreeze_lr > 0, "positive"),
+        ])  # fmt: skip
         self.unfreeze_at_epoch = unfreeze_at_epoch
         self.unfreeze_lr = unfreeze_lr
         self.train_bn = train_bn
