@@ -41,3 +41,10 @@ def test_out_of_range_settings_are_refused_together_before_a_fit() -> None:
     )
     MhistClassifier(net, pos_weight=None)  # no weight, and "auto", are not numbers to check
     MhistClassifier(net, pos_weight="auto", momentum=0.0, weight_decay=0.0)
+
+
+def test_an_image_size_the_network_does_not_take_is_refused_before_the_first_step(tmp_path, small_root) -> None:  # noqa: ANN001
+    data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=64)
+    model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(4,)), pos_weight=2.0)
+    with pytest.raises(TrainingSetupError, match="data.input_size is 64 but mlp-4 takes 32x32 images"):
+        cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)

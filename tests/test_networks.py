@@ -61,3 +61,18 @@ def test_pretrained_without_network_says_what_to_do() -> None:
     assert result.returncode != 0
     assert "could not load pretrained weights for 'vit_tiny_patch16_224'" in result.stderr
     assert "weights_path" in result.stderr
+
+
+def test_each_network_says_which_image_size_it_takes() -> None:
+    assert MlpClassifier(input_size=32, hidden_sizes=(4,)).input_size == 32
+    assert TimmClassifier(**TINY_VIT).input_size == 224
+    assert TimmClassifier(**{**TINY_VIT, "model_kwargs": {"depth": 1, "img_size": 96}}).input_size == 96
+    assert TimmClassifier("resnet18", pretrained=False).input_size is None  # a CNN pools any size
+
+
+def test_out_of_range_network_settings_are_refused_by_name() -> None:
+    with pytest.raises(TrainingSetupError, match=r"^model.net: hidden_sizes must be at least 1 each, got \[4, 0\]; "
+                                                 r"dropout must be in \[0, 1\), got 1.5$"):  # fmt: skip
+        MlpClassifier(input_size=8, hidden_sizes=(4, 0), dropout=1.5)
+    with pytest.raises(TrainingSetupError, match=r"^model.net: drop_rate must be in \[0, 1\), got -0.1$"):
+        TimmClassifier(**TINY_VIT, drop_rate=-0.1)

@@ -16,7 +16,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import CatMetric
 
-from training.errors import refuse_out_of_range
+from training.errors import TrainingSetupError, refuse_out_of_range
 from training.metrics import binary_metrics
 from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
 from training.selection import guarded_sensitivity
@@ -80,6 +80,12 @@ class MhistClassifier(LightningModule):
             return
         mean, std = datamodule.normalization
         size = datamodule.hparams.input_size  # the model summary's FLOPs and shapes (else "FLOPs: 0")
+        expected = getattr(self.net, "input_size", None)
+        if expected is not None and expected != size:  # else a shape error deep in the first step
+            raise TrainingSetupError(
+                f"data.input_size is {size} but {self.model_name} takes {expected}x{expected} images: set both to "
+                "the same size (model.net.init_args.input_size, or img_size in model.net.init_args.model_kwargs)"
+            )
         self.example_input_array = torch.zeros(1, 3, size, size)
         self.mean.copy_(torch.tensor(mean))
         self.std.copy_(torch.tensor(std))

@@ -15,11 +15,14 @@ import timm
 import torch
 from torch import nn
 
-from training.errors import TrainingSetupError
+from training.errors import TrainingSetupError, refuse_out_of_range
 
 
 class BinaryClassifier(nn.Module):
-    """``features`` -> ``head`` -> one logit per image."""
+    """``features`` -> ``head`` -> one logit per image. ``input_size``: the one image size the
+    network takes, or None when it takes any."""
+
+    input_size: int | None = None
 
     def __init__(self, features: nn.Module, head: nn.Module) -> None:
         super().__init__()
@@ -46,6 +49,7 @@ class TimmClassifier(BinaryClassifier):
         drop_rate: float = 0.0,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        refuse_out_of_range("model.net", [("drop_rate", drop_rate, 0 <= drop_rate < 1, "in [0, 1)")])
         kwargs = dict(model_kwargs or {})
         if weights_path is not None:
             path = Path(weights_path).expanduser()
@@ -72,6 +76,8 @@ class TimmClassifier(BinaryClassifier):
             ) from error
         super().__init__(backbone, nn.Linear(backbone.num_features, 1))
         self.model_name = model_name
+        patch_embed = getattr(backbone, "patch_embed", None)  # a ViT takes one image size; a CNN any
+        self.input_size = patch_embed.img_size[0] if getattr(patch_embed, "strict_img_size", False) else None
 
 
 class MlpClassifier(BinaryClassifier):
@@ -86,6 +92,11 @@ class MlpClassifier(BinaryClassifier):
     ) -> None:
         if not hidden_sizes:
             raise TrainingSetupError("hidden_sizes needs at least one layer")
+        refuse_out_of_range("model.net", [
+            ("input_size", input_size, input_size >= 1, "at least 1"),
+            ("hidden_sizes", list(hidden_sizes), min(hidden_sizes) >= 1, "at least 1 each"),
+            ("dropout", dropout, 0 <= dropout < 1, "in [0, 1)"),
+        ])  # fmt: skip
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * input_size * input_size
         for size in hidden_sizes:
@@ -95,6 +106,7 @@ class MlpClassifier(BinaryClassifier):
             width = size
         super().__init__(nn.Sequential(*layers), nn.Linear(width, 1))
         self.model_name = "mlp-" + "-".join(str(s) for s in hidden_sizes)
+        self.input_size: int | None = input_size
 
 
 def count_parameters(module: nn.Module) -> int:
