@@ -177,6 +177,7 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         (["--resume", "0123456789abcdef"], "error: --resume: no MLflow run 0123456789abcdef"),
         (["--config", "demo-mpl.yaml"], "error: config demo-mpl.yaml is neither a file nor one of"),
         (["--trainer.max_epochs", "0"], "error: trainer: max_epochs must be at least 1, or -1 for no limit, got 0"),
+        (["--trainer.logger", "false"], "error: trainer.logger is false: fit.py logs each run"),
     ],
 )
 def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str) -> None:

@@ -197,7 +197,16 @@ class MhistCLI(LightningCLI):
 
     @property
     def tracking_uri(self) -> str:
-        return self.trainer.logger._tracking_uri  # noqa: SLF001 - MLFlowLogger keeps it private
+        """The MLflow store of this fit. Every fit logs there: the run holds the model files, the
+        metrics and the plots, so another logger (or none) is refused before training."""
+        logger = self.trainer.logger
+        if not isinstance(logger, MLFlowLogger):
+            kind = "false" if logger is None else type(logger).__name__
+            raise TrainingSetupError(
+                f"trainer.logger is {kind}: fit.py logs each run, its model files and plots into MLflow, so it "
+                "needs the MLFlowLogger (set MLFLOW_TRACKING_URI to choose the store)"
+            )
+        return logger._tracking_uri  # noqa: SLF001 - MLFlowLogger keeps it private
 
     @property
     def resume_checkpoint(self) -> str | None:
