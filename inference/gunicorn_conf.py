@@ -11,23 +11,20 @@ import json
 import os
 
 from inference.cores import DEFAULT_THREADS, default_workers  # no onnxruntime in the arbiter
+from inference.environment import SettingError, serving_settings, whole_number
 
-
-def _count(name: str, default: int) -> int:
-    """A positive whole number from the environment; unset or empty is the default."""
-    text = os.environ.get(name) or str(default)
-    if not text.isdigit() or int(text) < 1:
-        raise SystemExit(f"{name}={text!r}: expected a whole number of at least 1")
-    return int(text)
-
+try:  # every setting is checked here, before a fork: a worker that fails to boot shows a traceback
+    workers = whole_number(os.environ, "WEB_CONCURRENCY", default_workers())
+    threads = whole_number(os.environ, "GUNICORN_THREADS", DEFAULT_THREADS)
+    timeout = whole_number(os.environ, "GUNICORN_TIMEOUT", 60)  # a cold model load must fit inside
+    os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
+    serving_settings(os.environ)
+except SettingError as error:
+    raise SystemExit(str(error)) from None
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
-workers = _count("WEB_CONCURRENCY", default_workers())
-threads = _count("GUNICORN_THREADS", DEFAULT_THREADS)
-os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
 wsgi_app = "inference.server:create_app()"
 preload_app = False
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))  # a cold model load must fit inside
 graceful_timeout = 30
 keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

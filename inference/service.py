@@ -10,11 +10,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from inference import errors
 from inference.cores import session_threads
+from inference.environment import serving_settings
 from inference.predictor import Limits, Predictor, Variant, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -30,20 +32,16 @@ class ServingConfig:
     reload_check_seconds: float = 1.0
 
     @classmethod
-    def from_env(cls) -> ServingConfig:
-        """Read once, at the edge (the app factory, the Lambda module): MODEL_ROOT, MODEL_NAME, ..."""
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ServingConfig:
+        """Read once, at the edge (the app factory, the Lambda module); bad values raise ``SettingError``."""
+        settings = serving_settings(env)
         return cls(
-            model_root=Path(env.get("MODEL_ROOT", "models")),
-            model_name=env.get("MODEL_NAME", "vit_base_patch16_224"),
-            variant=env.get("MODEL_VARIANT", "auto"),  # type: ignore[arg-type]
-            workers=int(env.get("INFERENCE_WORKERS", "1")),
-            limits=Limits(
-                max_bytes=int(env.get("MAX_IMAGE_BYTES", 10 * 1024 * 1024)),
-                max_batch=int(env.get("MAX_BATCH", 32)),
-                max_pixels=int(env.get("MAX_IMAGE_PIXELS", 40_000_000)),
-            ),
-            reload_check_seconds=float(env.get("MODEL_RELOAD_CHECK_SECONDS", "1.0")),
+            model_root=Path(settings["model_root"]),
+            model_name=settings["model_name"],
+            variant=settings["variant"],
+            workers=settings["workers"],
+            limits=Limits(settings["max_bytes"], settings["max_batch"], settings["max_pixels"]),
+            reload_check_seconds=settings["reload_check_seconds"],
         )
 
     @property

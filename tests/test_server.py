@@ -227,12 +227,21 @@ def test_the_arbiter_never_imports_onnxruntime() -> None:
     assert done.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize(("name", "value"), [("GUNICORN_THREADS", "two"), ("WEB_CONCURRENCY", "0")])
-def test_a_bad_layout_setting_stops_gunicorn_with_its_name(tmp_path: Path, name: str, value: str) -> None:
-    command, environment = gunicorn_launch(tmp_path, free_port(), **{name: value})
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"GUNICORN_THREADS": "two"}, "GUNICORN_THREADS='two': expected a whole number of at least 1"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY='0': expected a whole number of at least 1"),
+        ({"GUNICORN_TIMEOUT": "1m"}, "GUNICORN_TIMEOUT='1m': expected a whole number of at least 1"),
+        ({"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
+         "MODEL_VARIANT='int4': expected one of auto, fp32, int8; MAX_BATCH='-1': expected a whole number"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: dict, message: str) -> None:
+    command, environment = gunicorn_launch(tmp_path, free_port(), **settings)
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert f"{name}={value!r}: expected a whole number of at least 1" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -243,3 +252,19 @@ def test_openapi_fuzzing_finds_no_server_error(service, tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=500, cwd=tmp_path,  # its .schemathesis cache stays out of the checkout
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_serving_settings_default_and_build_the_config() -> None:
+    from inference.environment import SettingError, serving_settings
+    from inference.service import ServingConfig
+
+    config = ServingConfig.from_env({"MODEL_ROOT": "/efs/models", "MAX_BATCH": "8", "MODEL_RELOAD_CHECK_SECONDS": "0"})
+    assert (config.model_root, config.model_name, config.variant) == (
+        Path("/efs/models"),
+        "vit_base_patch16_224",
+        "auto",
+    )
+    assert (config.limits.max_batch, config.limits.max_bytes, config.reload_check_seconds) == (8, 10 * 1024 * 1024, 0.0)
+    assert serving_settings({"MAX_BATCH": ""})["max_batch"] == 32  # empty is unset, as docker-compose passes it
+    with pytest.raises(SettingError, match=r"^MODEL_RELOAD_CHECK_SECONDS='-1': expected a number of seconds >= 0$"):
+        serving_settings({"MODEL_RELOAD_CHECK_SECONDS": "-1"})
