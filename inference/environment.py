@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 VARIANTS = ("auto", "fp32", "int8")
+WHOLE = "a whole number of at least 1"
 
 
 class SettingError(ValueError):
@@ -22,32 +23,21 @@ def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
     and ``MODEL_RELOAD_CHECK_SECONDS`` as plain values; unset or empty is the default."""
     problems: list[str] = []
 
-    def read(name: str, default: object, parse: Callable[[str], Any], ok: Callable[[Any], bool], rule: str) -> Any:
+    def read(name: str, default: object, parse: Callable[[str], Any], rule: str) -> Any:
         text = env.get(name) or str(default)
-        try:
-            value = parse(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
+        if (value := parse(text)) is None:
             problems.append(f"{name}={text!r}: expected {rule}")
         return value
-
-    def whole(name: str, default: int) -> int:
-        return read(
-            name, default, lambda t: int(t) if t.isdigit() else None, lambda v: v >= 1, "a whole number of at least 1"
-        )
 
     settings = {
         "model_root": env.get("MODEL_ROOT") or "models",
         "model_name": env.get("MODEL_NAME") or "vit_base_patch16_224",
-        "variant": read("MODEL_VARIANT", "auto", str, lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
-        "workers": whole("INFERENCE_WORKERS", 1),
-        "max_bytes": whole("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
-        "max_batch": whole("MAX_BATCH", 32),
-        "max_pixels": whole("MAX_IMAGE_PIXELS", 40_000_000),
-        "reload_check_seconds": read(
-            "MODEL_RELOAD_CHECK_SECONDS", 1.0, float, lambda v: v >= 0, "a number of seconds >= 0"
-        ),  # fmt: skip
+        "variant": read("MODEL_VARIANT", "auto", _variant, f"one of {', '.join(VARIANTS)}"),
+        "workers": read("INFERENCE_WORKERS", 1, _whole, WHOLE),
+        "max_bytes": read("MAX_IMAGE_BYTES", 10 * 1024 * 1024, _whole, WHOLE),
+        "max_batch": read("MAX_BATCH", 32, _whole, WHOLE),
+        "max_pixels": read("MAX_IMAGE_PIXELS", 40_000_000, _whole, WHOLE),
+        "reload_check_seconds": read("MODEL_RELOAD_CHECK_SECONDS", 1.0, _seconds, "a number of seconds >= 0"),
     }
     if problems:
         raise SettingError("; ".join(problems))
@@ -57,6 +47,22 @@ def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
 def whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     """One positive whole number (gunicorn's layout and timeout); unset or empty is the default."""
     text = env.get(name) or str(default)
-    if not text.isdigit() or int(text) < 1:
-        raise SettingError(f"{name}={text!r}: expected a whole number of at least 1")
-    return int(text)
+    if (value := _whole(text)) is None:
+        raise SettingError(f"{name}={text!r}: expected {WHOLE}")
+    return value
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _variant(text: str) -> str | None:
+    return text if text in VARIANTS else None
