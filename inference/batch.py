@@ -69,26 +69,46 @@ def mhist_labels(root: Path) -> dict[str, int]:
 
 
 def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16) -> list[dict[str, object]]:
+    """Score every image into ``output``. Rows are written as they are scored, to ``<output>.partial``,
+    renamed into place at the end: a run that fails half-way (S3, the network) keeps what it scored,
+    and an earlier CSV at ``output`` is never replaced by half a file."""
     items: Iterator[tuple[str, bytes]] | list[tuple[str, Path]]
     items = s3_images(source) if source.startswith("s3://") else local_images(Path(source))
+    partial = output.with_name(output.name + ".partial")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle = partial.open("w", newline="")
+    except OSError as error:  # before any scoring: an unwritable place is the user's to fix
+        named = error.filename not in (None, str(partial))  # a folder in the way, not the file itself
+        culprit = f"{error.strerror}: {error.filename}" if named else error.strerror or str(error)
+        raise errors.ServingError("unwritable_output", f"cannot write {output} ({culprit})") from error
     rows: list[dict[str, object]] = []
     pending: list[tuple[str, bytes]] = []
-
-    def flush() -> None:
-        for (name, _), result in zip(pending, _predict_each(predictor, pending), strict=True):
-            rows.append({"image": name, **result, "model_run_id": predictor.version})
-        pending.clear()
-
-    for name, item in tqdm(items, desc="scoring", unit="img"):
-        pending.append((name, item.read_bytes() if isinstance(item, Path) else item))
-        if len(pending) == batch_size:
-            flush()
-    flush()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", newline="") as handle:
+    with handle:
         writer = csv.DictWriter(handle, ["image", "probability", "label", "threshold", "model_run_id", "error"])
         writer.writeheader()
-        writer.writerows(rows)
+
+        def flush() -> None:
+            for (name, _), result in zip(pending, _predict_each(predictor, pending), strict=True):
+                rows.append({"image": name, **result, "model_run_id": predictor.version})
+                writer.writerow(rows[-1])
+            handle.flush()
+            pending.clear()
+
+        try:
+            for name, item in tqdm(items, desc="scoring", unit="img"):
+                pending.append((name, item.read_bytes() if isinstance(item, Path) else item))
+                if len(pending) == batch_size:
+                    flush()
+            flush()
+        except errors.ServingError as error:
+            flush()  # the images already read are scored too
+            if not rows:
+                partial.unlink()
+                raise
+            kept = f"; the {len(rows)} images scored before are in {partial}"
+            raise errors.ServingError(error.code, error.message + kept, error.status) from error
+    partial.replace(output)
     return rows
 
 

@@ -212,3 +212,43 @@ def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, 
     assert "error: cannot read s3://no-such-bucket/batch-7/: " in missing.stderr
     assert "NoSuchBucket" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_batch_scoring_keeps_its_rows_when_the_source_fails_half_way(
+    model_store: Path, small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 failing in the middle of a listing cannot be provoked on demand against moto, so the
+    source is a generator that fails after three images, as s3_images does on a botocore error."""
+    from inference import batch
+
+    images = sorted((small_root / "images").iterdir())[:3]
+
+    def failing_source(uri: str):  # noqa: ANN202
+        yield from ((p.name, p.read_bytes()) for p in images)
+        raise errors.ServingError("no_images", f"cannot read {uri}: connection reset")
+
+    monkeypatch.setattr(batch, "s3_images", failing_source)
+    predictor = Predictor.load(model_store / MODEL / "model.onnx")
+    output = tmp_path / "scores.csv"
+    output.write_text("an earlier run's CSV\n")
+    partial = tmp_path / "scores.csv.partial"
+    with pytest.raises(errors.ServingError, match=f"connection reset; the 3 images scored before are in {partial}"):
+        batch.score("s3://slides/batch-8/", output, predictor, batch_size=2)
+    assert [row["image"] for row in csv.DictReader(partial.open())] == [p.name for p in images]
+    assert output.read_text() == "an earlier run's CSV\n"  # not replaced by half a file
+
+
+def test_batch_scoring_refuses_an_unwritable_output_before_scoring(model_store: Path, small_root: Path,
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    (tmp_path / "a file").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "inference.batch", str(small_root), str(tmp_path / "a file" / "scores.csv"),
+         "--model-root", str(model_store), "--model-name", MODEL],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        f"error: cannot write {tmp_path / 'a file' / 'scores.csv'} (File exists: {tmp_path / 'a file'})"
+        in result.stderr
+    )
+    assert "scoring:" not in result.stderr  # no progress bar: refused before the first image, not after the last
