@@ -200,9 +200,12 @@ def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Pa
     checkpoint = client_for(root).get_run(runs[1]).data.tags["best_checkpoint"]
     card = export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "ckpt"), "--tracking-uri", store])
     assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
+    (tmp_path / "a file").write_text("")  # an --out that cannot be made: said before the export's work
+    with pytest.raises(SystemExit, match=re.escape(f"error: --out {tmp_path / 'a file' / 'out'}: cannot write there")):
+        export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "a file" / "out"), "--tracking-uri", store])
 
 
-def test_export_command_names_an_unknown_run_and_a_unreadable_store(tmp_path: Path) -> None:
+def test_export_command_names_an_unknown_run_and_an_unreadable_store(tmp_path: Path) -> None:
     store = tmp_path / "x.db"
     MlflowClient(f"sqlite:///{store}").search_experiments()  # an empty store
     missing = tmp_path / "typo.db"

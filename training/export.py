@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
         run_id = args.run_id or checkpoint.resolve().parent.parent.name
         module, data = load_checkpoint(checkpoint, args.data_root)
         out = args.out or checkpoint.resolve().parent.parent / "export"
+        try:  # before the export's minutes of work, not after them
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrainingSetupError(f"--out {out}: cannot write there ({error.strerror or error})") from error
         card = export_checkpoint(module, data, out, run_id=run_id)
         if args.run_id and not args.no_log:
             log_export(client, run_id, out, card)
