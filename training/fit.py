@@ -65,9 +65,10 @@ def fit_test_export(args: list[str] | None) -> Trainer:
                                      "at least 1, or -1 for no limit")])  # fmt: skip
     if problem := unreachable_server(cli.tracking_uri):  # before MLflow retries it for minutes mid-setup
         raise TrainingSetupError(f"{problem}; start it, or unset MLFLOW_TRACKING_URI to log into the local store")
-    if cli.resume_checkpoint:  # the run's checkpoint folder is meant to hold its earlier epochs
+    resume = cli.resume_checkpoint  # one MLflow lookup of the run named by --resume
+    if resume:  # the run's checkpoint folder is meant to hold its earlier epochs
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-    trainer.fit(model, datamodule=data, ckpt_path=cli.resume_checkpoint)
+    trainer.fit(model, datamodule=data, ckpt_path=resume)
     trainer.test(model, datamodule=data, ckpt_path="best")
     if trainer.is_global_zero:
         export(trainer, model, data, cli.config.register)
