@@ -160,7 +160,7 @@ class Section:
     images: list[str] = field(default_factory=list)
 
 
-def quality_section(runs: list[dict], out: Path, looked_in: str = "no exported MLflow run") -> Section:
+def quality_section(runs: list[dict], out: Path, looked_in: str) -> Section:
     """``looked_in`` says what was found instead when there are no runs: which store, which experiment."""
     section = Section("Quality (test split, at each model's tuned threshold)")
     if not runs:
@@ -547,12 +547,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     cost_rows = costs(results, prices)
     cpus = results["cold_start"]["machine"]["cpus"] if "cold_start" in results else 0
-    missing = sqlite_path(args.tracking_uri)
-    looked_in = (
-        (f"no MLflow store at {missing}" if missing else no_store)
-        if no_store
-        else f"no exported run in experiment {args.experiment!r} at {args.tracking_uri}"
-    )
+    looked_in = f"no exported run in experiment {args.experiment!r} at {args.tracking_uri}"
+    if no_store:  # the quality section says which store it could not read
+        missing = sqlite_path(args.tracking_uri)
+        looked_in = f"no MLflow store at {missing}" if missing else no_store
     sections = [goals_section(results), quality_section(runs, args.out, looked_in)]
     if "inference" in results:
         sections.append(latency_section(results["inference"], args.out))
