@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inference import errors
+from inference.annotations import AnnotationsError, read_annotations
 from inference.predictor import FILES, Limits, Predictor, Variant, resolve_model_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
@@ -61,11 +62,26 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def mhist_labels(root: Path) -> dict[str, int]:
-    path = root / "annotations.csv"
-    if not path.is_file():
+    """Image name -> 1 for SSA, 0 for HP when ``root`` is an MHIST folder; empty for a plain folder."""
+    if not (root / "annotations.csv").is_file():
         return {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return {row["Image Name"]: int(row["Majority Vote Label"] == "SSA") for row in csv.DictReader(handle)}
+    try:
+        return {record.image: record.label for record in read_annotations(root)}
+    except AnnotationsError as error:
+        raise errors.ServingError("invalid_annotations", str(error)) from error
+
+
+def against_labels(scores: np.ndarray, truth: np.ndarray, threshold: float) -> str:
+    """The metrics a labelled folder allows: AUROC needs both classes, sensitivity SSA, specificity HP."""
+    positives, negatives = int(truth.sum()), int(len(truth) - truth.sum())
+    predicted = scores >= threshold
+    found = [f"AUROC {auroc(scores, truth):.3f}"] if positives and negatives else ["no AUROC (one class only)"]
+    if positives:
+        found.append(f"sensitivity {float(predicted[truth == 1].mean()):.3f}")
+    if negatives:
+        found.append(f"specificity {float((~predicted[truth == 0]).mean()):.3f}")
+    return (f"against annotations.csv ({len(truth)} images: {positives} SSA, {negatives} HP): "
+            f"{', '.join(found)} at threshold {threshold:.3f}")  # fmt: skip
 
 
 def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16) -> list[dict[str, object]]:
@@ -149,22 +165,16 @@ def main(argv: list[str] | None = None) -> None:
         predictor = Predictor.load(resolve_model_path(args.model_root, args.model_name, variant), limits=Limits())
         if not args.source.startswith("s3://") and not Path(args.source).is_dir():
             raise errors.ServingError("no_images", f"{args.source} is not a folder")
+        labels = {} if args.source.startswith("s3://") else mhist_labels(Path(args.source))
         rows = score(args.source, args.output, predictor, args.batch_size)
     except errors.ServingError as error:
         sys.exit(f"error: {error.message}")
     failed = sum(1 for r in rows if r["error"])
     print(f"scored {len(rows) - failed} images ({failed} unreadable) with {predictor.name} -> {args.output}")
-    labels = {} if args.source.startswith("s3://") else mhist_labels(Path(args.source))
     known = [(float(r["probability"]), labels[r["image"]]) for r in rows if r["image"] in labels and not r["error"]]
     if known:
         scores, truth = np.array([k[0] for k in known]), np.array([k[1] for k in known])
-        predicted = scores >= predictor.threshold
-        sensitivity = float(predicted[truth == 1].mean()) if truth.any() else float("nan")
-        specificity = float((~predicted[truth == 0]).mean()) if (truth == 0).any() else float("nan")
-        print(
-            f"against annotations.csv ({len(known)} images): AUROC {auroc(scores, truth):.3f}, sensitivity "
-            f"{sensitivity:.3f}, specificity {specificity:.3f} at threshold {predictor.threshold:.3f}"
-        )
+        print(against_labels(scores, truth, predictor.threshold))
 
 
 if __name__ == "__main__":

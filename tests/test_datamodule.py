@@ -1,4 +1,5 @@
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,23 @@ def test_missing_folder_and_csv_are_named(tmp_path: Path) -> None:
 def test_missing_columns_are_named(small_copy: Path) -> None:
     rewrite_csv(small_copy, lambda h, rows: ([c if c != "Partition" else "Split" for c in h], rows))
     with pytest.raises(MhistFolderError, match=r"missing column\(s\) \['Partition'\]"):
+        read_annotations(small_copy)
+
+
+def test_a_csv_that_cannot_be_read_is_named(small_copy: Path) -> None:
+    """A spreadsheet saved as UTF-16, or an image saved under the name, was a UnicodeDecodeError traceback."""
+    text = (small_copy / "annotations.csv").read_text()
+    (small_copy / "annotations.csv").write_text(text, encoding="utf-16")
+    with pytest.raises(MhistFolderError, match=r"^data\.root: .*annotations\.csv is not a readable CSV \("):
+        read_annotations(small_copy)
+    shutil.copy(small_copy / "images" / "demo_00001.png", small_copy / "annotations.csv")
+    with pytest.raises(MhistFolderError, match=r"is not a readable CSV"):
+        read_annotations(small_copy)
+
+
+def test_short_rows_are_listed_not_a_traceback(small_copy: Path) -> None:
+    rewrite_csv(small_copy, lambda h, rows: (h, [rows[0][:2], *rows[1:]]))
+    with pytest.raises(MhistFolderError, match=r"line 2 \(demo_00000\.png\): annotator count '' is not 0\.\.7"):
         read_annotations(small_copy)
 
 

@@ -173,7 +173,7 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data.root", "/no/such/mhist"], "error: MHIST folder /no/such/mhist does not exist"),
+        (["--data.root", "/no/such/mhist"], "error: data.root: MHIST folder /no/such/mhist does not exist"),
         (["--resume", "0123456789abcdef"], "error: --resume: no MLflow run 0123456789abcdef"),
         (["--config", "demo-mpl.yaml"], "error: config demo-mpl.yaml is neither a file nor one of"),
         (["--trainer.max_epochs", "0"], "error: trainer: max_epochs must be at least 1, or -1 for no limit, got 0"),

@@ -129,7 +129,7 @@ def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Pat
     assert (broken["image"], broken["error"]) == ("demo_00002.png", "invalid_image")
     assert all(r["label"] in ("HP", "SSA") for r in rows if not r["error"])
     assert "scored 79 images (1 unreadable)" in result.stdout
-    assert "against annotations.csv (79 images): AUROC" in result.stdout
+    assert "against annotations.csv (79 images: 25 SSA, 54 HP): AUROC" in result.stdout
     assert "scoring" in result.stderr  # the progress bar
 
 
@@ -153,6 +153,40 @@ def test_batch_command_names_what_is_wrong(model_store: Path, small_root: Path, 
     assert message.format(store=model_store) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_batch_command_refuses_broken_annotations_before_scoring(model_store: Path, small_copy: Path,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """It was a KeyError traceback, after every image had been scored."""
+    text = (small_copy / "annotations.csv").read_text().replace("Partition", "Split", 1)
+    (small_copy / "annotations.csv").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "inference.batch", str(small_copy), str(tmp_path / "o.csv"), "--model-root",
+         str(model_store), "--model-name", MODEL],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"error: {small_copy / 'annotations.csv'}: missing column(s) ['Partition']" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "scoring" not in result.stderr  # refused before the first image
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_batch_metrics_name_what_one_class_cannot_give(recwarn: pytest.WarningsRecorder) -> None:
+    """A folder of SSA images only printed 'AUROC nan ... specificity nan' with numpy's warning."""
+    import numpy as np
+
+    from inference.batch import against_labels
+
+    assert against_labels(np.array([0.9, 0.2]), np.array([1, 1]), 0.5) == (
+        "against annotations.csv (2 images: 2 SSA, 0 HP): no AUROC (one class only), sensitivity 0.500 "
+        "at threshold 0.500"
+    )
+    assert against_labels(np.array([0.9, 0.2, 0.1]), np.array([1, 0, 0]), 0.5) == (
+        "against annotations.csv (3 images: 1 SSA, 2 HP): AUROC 1.000, sensitivity 1.000, specificity 1.000 "
+        "at threshold 0.500"
+    )
+    assert not recwarn.list
 
 
 def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from training.mhist import ANNOTATORS_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PARTITION_COLUMN
+from inference.annotations import ANNOTATORS_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PARTITION_COLUMN
 
 
 def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Image:
