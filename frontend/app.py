@@ -66,16 +66,20 @@ def images_from_page() -> list[tuple[str, bytes, str, str | None]]:
     if source == "Upload":
         files = st.file_uploader("PNG, JPEG or TIFF", type=list(CONTENT_TYPES), accept_multiple_files=True)
         return [(f.name, f.getvalue(), CONTENT_TYPES[f.name.rsplit(".", 1)[-1].lower()], None) for f in files or []]
-    labelled = client.labelled_images(root)
-    if not labelled:
-        st.warning(f"No MHIST-layout folder at {root} (set MHIST_ROOT)")
+    labelled, problem = client.labelled_folder(root)
+    if problem:
+        st.warning(problem.replace("\n", "  \n"))  # markdown keeps the listed problems on their own lines
         return []
     partition = st.selectbox("Partition", sorted({i.partition for i in labelled}, reverse=True))
     label = st.selectbox("Class", ["SSA", "HP"])
-    if st.button("Draw a random image") or "drawn" not in st.session_state:
-        st.session_state.drawn = client.draw(labelled, label, partition, random.Random())
-    drawn = st.session_state.drawn
-    return [(drawn.path.name, drawn.path.read_bytes(), "image/png", drawn.label)] if drawn else []
+    drawn = st.session_state.get("drawn")
+    if st.button("Draw a random image") or drawn is None or (drawn.label, drawn.partition) != (label, partition):
+        drawn = st.session_state.drawn = client.draw(labelled, label, partition, random.Random())
+    if drawn is None:
+        st.info(f"{root / 'annotations.csv'} has no {label} image in partition {partition}")
+        return []
+    content_type = CONTENT_TYPES.get(drawn.path.suffix.lstrip(".").lower(), "image/png")
+    return [(drawn.path.name, drawn.path.read_bytes(), content_type, drawn.label)]
 
 
 def predict_page() -> None:
@@ -140,8 +144,10 @@ def about_page() -> None:
         Streamlit -> "API Gateway" -> Lambda -> EFS; Streamlit -> "EC2 service (gunicorn)" -> EFS;
         "fit.py (GPU)" -> "MLflow (EC2)" -> "RDS PostgreSQL"; "MLflow (EC2)" -> "S3 artifacts";
         "S3 artifacts" -> "sync function" -> EFS; }""")  # fmt: skip
-    labelled = client.labelled_images(root)
-    if labelled:
+    labelled, problem = client.labelled_folder(root)
+    if problem:
+        st.caption(f"No class-balance chart: {problem.splitlines()[0]}")
+    else:
         counts = pd.DataFrame([{"partition": i.partition, "class": i.label} for i in labelled])
         st.subheader(f"Class balance per partition ({root})")
         st.bar_chart(counts.value_counts().rename("images").reset_index(), x="partition", y="images", color="class")

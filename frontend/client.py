@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import time
@@ -12,7 +11,11 @@ from typing import Any
 
 import requests
 
+from inference.annotations import AnnotationsError, read_annotations
+
 TIMEOUT_S = 30
+PREDICTION_FIELDS = ("label", "probability", "threshold", "model")  # what a page shows of /predict
+CARD_FIELDS = ("model_name", "threshold")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Backend:
     name: str
     url: str  # base URL: <url>/predict, <url>/metadata
     api_key: str = ""
+    setting: str = "EC2_SERVICE_URL"  # where the URL came from, for error messages
 
     @property
     def headers(self) -> dict[str, str]:
@@ -41,7 +45,7 @@ def backends_from_env(env: dict[str, str] | None = None) -> list[Backend]:
     found = [Backend("EC2 service", env.get("EC2_SERVICE_URL", "http://127.0.0.1:8080").rstrip("/"))]
     if env.get("LAMBDA_API_URL"):
         url = env["LAMBDA_API_URL"].rstrip("/").removesuffix("/predict")
-        found.append(Backend("Lambda API", url, env.get("LAMBDA_API_KEY", "")))
+        found.append(Backend("Lambda API", url, env.get("LAMBDA_API_KEY", ""), "LAMBDA_API_URL"))
     return found
 
 
@@ -53,34 +57,47 @@ def _readable(response: requests.Response) -> str:
         return f"{response.status_code} {response.reason}: {response.text[:200]}"
 
 
-def _call(backend: Backend, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Answer:  # noqa: ANN401
+def _call(
+    backend: Backend,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    expected: tuple[str, ...] = (),
+    **kwargs: Any,  # noqa: ANN401
+) -> Answer:
+    """One request; ``expected`` are the fields an answer of our API has, so another service's JSON is named."""
     started = time.perf_counter()
+
+    def failed(error: str) -> Answer:
+        return Answer(backend.name, False, (time.perf_counter() - started) * 1000, error=error)
+
     headers = {**backend.headers, **(headers or {})}
     try:
         response = requests.request(method, f"{backend.url}{path}", headers=headers, timeout=TIMEOUT_S, **kwargs)
+    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL):
+        return failed(f"{backend.setting} {backend.url!r} is not an http:// or https:// URL")
     except requests.Timeout:
-        return Answer(
-            backend.name, False, (time.perf_counter() - started) * 1000, error=f"no answer within {TIMEOUT_S} s"
-        )
+        return failed(f"no answer within {TIMEOUT_S} s")
     except requests.RequestException as error:
-        reason = type(error).__name__.replace("Error", " error").strip()
-        return Answer(backend.name, False, (time.perf_counter() - started) * 1000,
-                      error=f"cannot reach {backend.url} ({reason})")  # fmt: skip
-    latency = (time.perf_counter() - started) * 1000
+        return failed(f"cannot reach {backend.url} ({type(error).__name__.replace('Error', ' error').strip()})")
     if not response.ok:
-        return Answer(backend.name, False, latency, error=_readable(response))
+        return failed(_readable(response))
     try:
-        return Answer(backend.name, True, latency, data=response.json())
+        data = response.json()
     except ValueError:
-        return Answer(backend.name, False, latency, error=f"{backend.url} answered something that is not JSON")
+        return failed(f"{backend.url} answered something that is not JSON")
+    missing = [key for key in expected if not isinstance(data, dict) or key not in data]
+    if missing:
+        return failed(f"{backend.url}{path} answered JSON without {', '.join(missing)}: is it the MHIST API?")
+    return Answer(backend.name, True, (time.perf_counter() - started) * 1000, data=data)
 
 
 def predict(backend: Backend, image: bytes, content_type: str = "image/png") -> Answer:
-    return _call(backend, "POST", "/predict", data=image, headers={"Content-Type": content_type})
+    return _call(backend, "POST", "/predict", {"Content-Type": content_type}, PREDICTION_FIELDS, data=image)
 
 
 def metadata(backend: Backend) -> Answer:
-    return _call(backend, "GET", "/metadata")
+    return _call(backend, "GET", "/metadata", expected=CARD_FIELDS)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -99,18 +116,15 @@ class LabelledImage:
     partition: str
 
 
-def labelled_images(root: Path) -> list[LabelledImage]:
-    """The rows of an MHIST-layout folder whose image exists; empty when there is no such folder."""
-    path = root / "annotations.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
-    return [
-        LabelledImage(root / "images" / r["Image Name"], r["Majority Vote Label"], r["Partition"])
-        for r in rows
-        if (root / "images" / r["Image Name"]).is_file()
-    ]
+def labelled_folder(root: Path) -> tuple[list[LabelledImage], str]:
+    """The rows of the MHIST folder at ``root`` (MHIST_ROOT) whose image exists, or why there are none."""
+    try:
+        records = read_annotations(root)
+    except AnnotationsError as error:
+        return [], f"MHIST_ROOT: {error}"
+    found = [LabelledImage(root / "images" / r.image, r.class_name, r.partition) for r in records]
+    found = [image for image in found if image.path.is_file()]
+    return found, "" if found else f"MHIST_ROOT: none of the {len(records)} images listed is in {root / 'images'}"
 
 
 def draw(images: list[LabelledImage], label: str, partition: str, rng: random.Random) -> LabelledImage | None:

@@ -3,9 +3,11 @@ headless Chromium (Debian's package, driven by Playwright) for an upload end to 
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,45 @@ def test_unreachable_backend_is_a_readable_error(app: AppTest, monkeypatch: pyte
     assert any("cannot reach http://127.0.0.1:" in e.value for e in at.error)
 
 
+def test_a_broken_labelled_folder_is_named_on_the_page(app: AppTest, small_copy: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A CSV without the MHIST columns was a KeyError traceback on the page."""
+    text = (small_copy / "annotations.csv").read_text().replace("Partition", "Split", 1)
+    (small_copy / "annotations.csv").write_text(text)
+    monkeypatch.setenv("MHIST_ROOT", str(small_copy))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        f"MHIST_ROOT: {small_copy / 'annotations.csv'}: missing column(s) ['Partition']; found ['Image Name', "
+        "'Majority Vote Label', 'Number of Annotators who Selected SSA (Out of 7)', 'Split']"
+    ]
+    at.sidebar.radio[0].set_value("About").run()
+    assert not at.exception
+    assert at.caption[0].value.startswith("No class-balance chart: MHIST_ROOT: ")
+
+
+def test_the_drawn_image_follows_the_chosen_class_and_partition(app: AppTest, small_copy: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Changing the class kept showing the image drawn for the class before; a class a partition
+    lacks showed nothing at all."""
+    lines = (small_copy / "annotations.csv").read_text().splitlines()
+    lines = [line.replace(",SSA,", ",HP,") if line.endswith(",test") else line for line in lines]
+    (small_copy / "annotations.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("MHIST_ROOT", str(small_copy))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    next(s for s in at.selectbox if s.label == "Partition").set_value("train").run()
+    for chosen in ("HP", "SSA", "HP"):
+        next(s for s in at.selectbox if s.label == "Class").set_value(chosen).run()
+        assert f"truth {chosen}:" in markdown(at)
+    next(s for s in at.selectbox if s.label == "Partition").set_value("test").run()
+    next(s for s in at.selectbox if s.label == "Class").set_value("SSA").run()
+    assert not at.exception
+    assert [i.value for i in at.info] == [f"{small_copy / 'annotations.csv'} has no SSA image in partition test"]
+    assert "truth" not in markdown(at)
+
+
 def test_endpoints_can_come_from_streamlit_secrets(service: str, small_root: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.delenv("EC2_SERVICE_URL", raising=False)
@@ -128,6 +169,35 @@ def test_client_turns_api_refusals_into_messages(service: str) -> None:
     assert [b.name for b in client.backends_from_env({"LAMBDA_API_URL": "https://x/prod/predict"})] == [
         "EC2 service", "Lambda API"]  # fmt: skip
     assert client.backends_from_env({"LAMBDA_API_URL": "https://x/prod/predict"})[1].url == "https://x/prod"
+
+
+def test_client_names_a_url_without_scheme_and_a_service_that_is_not_ours() -> None:
+    """'127.0.0.1:8080' read 'cannot reach 127.0.0.1:8080 (InvalidSchema)'; another service's JSON
+    was a KeyError on the page."""
+    (backend,) = client.backends_from_env({"EC2_SERVICE_URL": "127.0.0.1:8080"})
+    assert client.predict(backend, b"png").error == "EC2_SERVICE_URL '127.0.0.1:8080' is not an http:// or https:// URL"
+
+    class Json(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the handler's API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"label": "cat", "score": 0.9}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Json)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        answer = client.predict(client.Backend("Lambda API", url, setting="LAMBDA_API_URL"), b"png")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not answer.ok
+    assert answer.error == f"{url}/predict answered JSON without probability, threshold, model: is it the MHIST API?"
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (.ci/run installs it)")
