@@ -1,15 +1,20 @@
-"""CDK app: ``cdk deploy`` stands up the whole stack. Settings: ``cdk.json`` context key ``mhist``."""
+"""CDK app: ``cdk deploy`` stands up the whole stack. Settings: ``cdk.json`` context key ``mhist``,
+one at a time with ``-c mhist.<key>=<value>``."""
 
 import os
+import sys
 
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra_stack.settings import StackSettings
+from infra_stack.settings import SettingsError, StackSettings
 from infra_stack.stack import MhistStack
 
 app = App()
-settings = StackSettings.from_context(app.node.try_get_context("mhist"))
+try:
+    settings = StackSettings.from_context(app.node.get_all_context())
+except SettingsError as error:  # one line for the user, not a traceback inside cdk's output
+    sys.exit(f"error: {error}")
 env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
 MhistStack(app, settings.stack_name, settings=settings, env=env)
 Validations.of(app).add_plugins(AwsSolutionsChecks(app))

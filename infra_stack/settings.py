@@ -1,12 +1,16 @@
-"""Every number and name a user would change, from ``cdk.json`` context (key ``mhist``).
-
-Override one at synth/deploy time: ``cdk deploy -c mhist='{"alarm_email": "me@example.org", ...}'``
-replaces the whole block, or edit ``cdk.json``. Bad values fail the synth with a message.
+"""Every number and name a user would change, from the CDK context: the ``mhist`` block of ``cdk.json``,
+then one ``-c mhist.<key>=<value>`` per setting to change at synth/deploy time
+(``cdk deploy -c mhist.alarm_email=me@example.org -c mhist.allowed_cidrs=10.0.0.0/8,192.168.1.0/24``).
+``-c mhist='{...}'`` replaces the whole block. Every bad value is named at once, before anything is built.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -60,37 +64,128 @@ class StackSettings:
         return getattr(logs.RetentionDays, RETENTION[self.log_retention_days])
 
     @classmethod
-    def from_context(cls, context: dict[str, Any] | None) -> StackSettings:
-        context = dict(context or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(context) - known)
-        if unknown:
-            raise SettingsError(f"cdk.json context 'mhist' has unknown key(s) {unknown}")
-        if "allowed_cidrs" in context:
-            context["allowed_cidrs"] = tuple(context["allowed_cidrs"])
-        settings = cls(**context)
-        settings.validate()
+    def from_context(cls, context: Mapping[str, Any]) -> StackSettings:
+        """The settings from the app's whole context. The CDK CLI passes ``-c`` values as strings, so a
+        string is read as the setting's type (``"3"``, ``"false"``, ``"10.0.0.0/8,192.168.1.0/24"``)."""
+        values = {**_block(context.get(CONTEXT_KEY)), **_overrides(context)}
+        known = {f.name: f.default for f in fields(cls)}
+        problems = [_unknown(key, known) for key in sorted(set(values) - set(known))]
+        typed = {}
+        for key in sorted(values.keys() & known.keys()):
+            typed[key], problem = _as_type_of(known[key], values[key])
+            problems += [f"{key} {problem}, got {values[key]!r}"] if problem else []
+        if not problems:
+            settings = cls(**typed)
+            problems = settings.problems()
+        if problems:
+            raise SettingsError(f"cdk context '{CONTEXT_KEY}': " + "; ".join(problems))
         return settings
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
+        """Every value the stack cannot use, each with its rule; CloudFormation would refuse most of
+        them only minutes into a deploy."""
+        checks = [
+            ("stack_name", self.stack_name, STACK_NAME.fullmatch(self.stack_name), "a CloudFormation stack name"),
+            ("max_azs", self.max_azs, self.max_azs >= 2, "at least 2 (RDS and EFS span two zones)"),
+            ("nat_gateways", self.nat_gateways, 0 <= self.nat_gateways <= self.max_azs, "0..max_azs"),
+            ("alarm_email", self.alarm_email, EMAIL.fullmatch(self.alarm_email), "an e-mail address"),
+            ("log_retention_days", self.log_retention_days, self.log_retention_days in RETENTION,
+             f"one of {sorted(RETENTION)}"),
+            ("artifact_noncurrent_days", self.artifact_noncurrent_days, self.artifact_noncurrent_days >= 1,
+             "at least 1"),
+            ("db_instance_type", self.db_instance_type, not self.db_instance_type.startswith("db."),
+             "given without 'db.' (the CDK adds it)"),
+            ("db_allocated_storage_gb", self.db_allocated_storage_gb, 20 <= self.db_allocated_storage_gb <= 65536,
+             "20..65536 (RDS gp storage)"),
+            ("db_backup_days", self.db_backup_days, 1 <= self.db_backup_days <= 35, "1..35 (RDS backups)"),
+            ("mlflow_port", self.mlflow_port, 1 <= self.mlflow_port <= 65535, "a port, 1..65535"),
+            ("service_port", self.service_port, 1 <= self.service_port <= 65535, "a port, 1..65535"),
+            ("model_name", self.model_name, MODEL_NAME.fullmatch(self.model_name),
+             "a folder name (letters, digits, '.', '_', '-')"),
+            ("model_variant", self.model_variant, self.model_variant in ("auto", "fp32", "int8"), "auto, fp32 or int8"),
+            ("lambda_memory_mb", self.lambda_memory_mb, 128 <= self.lambda_memory_mb <= 10240, "128..10240"),
+            ("lambda_timeout_s", self.lambda_timeout_s, 1 <= self.lambda_timeout_s <= 29,
+             "1..29 (API Gateway's limit)"),
+            ("lambda_reserved_concurrency", self.lambda_reserved_concurrency, self.lambda_reserved_concurrency >= 1,
+             "at least 1 (0 would stop the function)"),
+            ("api_rate_limit", self.api_rate_limit, self.api_rate_limit >= 1, "at least 1"),
+            ("api_burst_limit", self.api_burst_limit, self.api_burst_limit >= 1, "at least 1"),
+            ("api_quota_per_day", self.api_quota_per_day, self.api_quota_per_day >= 1, "at least 1"),
+            ("alarm_lambda_p99_ms", self.alarm_lambda_p99_ms, self.alarm_lambda_p99_ms >= 1, "at least 1"),
+            ("alarm_api_latency_ms", self.alarm_api_latency_ms, self.alarm_api_latency_ms >= 1, "at least 1"),
+            ("alarm_cpu_percent", self.alarm_cpu_percent, 1 <= self.alarm_cpu_percent <= 100, "1..100"),
+            ("alarm_db_free_storage_gb", self.alarm_db_free_storage_gb,
+             1 <= self.alarm_db_free_storage_gb < self.db_allocated_storage_gb, "1..db_allocated_storage_gb - 1"),
+            ("budget_monthly_usd", self.budget_monthly_usd, self.budget_monthly_usd >= 1, "at least 1"),
+        ]  # fmt: skip
+        for name in ("mlflow_instance_type", "service_instance_type", "db_instance_type"):
+            value = getattr(self, name)
+            checks.append((name, value, INSTANCE_TYPE.fullmatch(value.removeprefix("db.")), "like t3.small"))
+        problems = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in checks if not ok]
+        return self._cidr_problems() + problems
+
+    def _cidr_problems(self) -> list[str]:
+        if not self.allowed_cidrs:
+            return ["allowed_cidrs is empty: name the networks that may reach MLflow and the service"]
+        problems = []
         for cidr in self.allowed_cidrs:
             try:
                 network = ipaddress.ip_network(cidr)
-            except ValueError as error:
-                raise SettingsError(f"allowed_cidrs: {cidr!r} is not a CIDR block") from error
+            except ValueError:
+                problems.append(f"allowed_cidrs: {cidr!r} is not a CIDR block")
+                continue
             if network.prefixlen == 0:
-                raise SettingsError(f"allowed_cidrs: {cidr} opens the services to the whole internet")
-        if not self.allowed_cidrs:
-            raise SettingsError("allowed_cidrs is empty: name the networks that may reach MLflow and the service")
-        if "@" not in self.alarm_email:
-            raise SettingsError(f"alarm_email {self.alarm_email!r} is not an e-mail address")
-        if not 128 <= self.lambda_memory_mb <= 10240:
-            raise SettingsError(f"lambda_memory_mb must be 128..10240, got {self.lambda_memory_mb}")
-        if not 1 <= self.lambda_timeout_s <= 29:
-            raise SettingsError(f"lambda_timeout_s must be 1..29 (API Gateway's limit), got {self.lambda_timeout_s}")
-        if self.model_variant not in ("auto", "fp32", "int8"):
-            raise SettingsError(f"model_variant must be auto, fp32 or int8, got {self.model_variant!r}")
-        if self.log_retention_days not in RETENTION:
-            raise SettingsError(f"log_retention_days must be one of {sorted(RETENTION)}, got {self.log_retention_days}")
-        if self.max_azs < 2:
-            raise SettingsError("max_azs must be at least 2 (RDS and EFS span two zones)")
+                problems.append(f"allowed_cidrs: {cidr} opens the services to the whole internet")
+        return problems
+
+
+CONTEXT_KEY = "mhist"
+STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+
+
+def _overrides(context: Mapping[str, Any]) -> dict[str, Any]:
+    """``-c mhist.<key>=<value>`` pairs, as ``{key: value}``."""
+    prefix = CONTEXT_KEY + "."
+    return {key.removeprefix(prefix): value for key, value in context.items() if key.startswith(prefix)}
+
+
+def _block(block: object) -> dict[str, Any]:
+    """The ``mhist`` block: a dict from cdk.json, the JSON string ``-c mhist='{...}'`` gives, or none."""
+    if block is None:
+        return {}
+    if isinstance(block, str):
+        try:
+            block = json.loads(block)
+        except json.JSONDecodeError as error:
+            raise SettingsError(
+                f"-c {CONTEXT_KEY}=...: not JSON ({error}); set one key with -c {CONTEXT_KEY}.<key>=<value>"
+            ) from error
+    if not isinstance(block, dict):
+        raise SettingsError(f"cdk context '{CONTEXT_KEY}' must be an object of settings, got {block!r}")
+    return block
+
+
+def _unknown(key: str, known: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _as_type_of(default: object, value: object) -> tuple[object, str]:
+    """``value`` as the type of the setting's default, or why it cannot be: (value, problem)."""
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true", ""
+        return value, "" if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value), ""
+        return value, "" if isinstance(value, int) and not isinstance(value, bool) else "must be a whole number"
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip()), ""
+        ok = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+        return (tuple(value), "") if ok else (value, "must be a list of strings")
+    return value, "" if isinstance(value, str) else "must be a string"

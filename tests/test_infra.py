@@ -28,7 +28,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 def synth(tmp_path: Path, **overrides: object) -> tuple[MhistStack, Template]:
     context = {**CONTEXT, "mhist": {**CONTEXT["mhist"], **overrides}}
     app = cdk.App(context=context, outdir=str(tmp_path))
-    stack = MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    stack = MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context))
     return stack, Template.from_stack(stack)
 
 
@@ -205,12 +205,12 @@ def test_sync_function_is_notified_of_the_serving_prefix(template: Template) -> 
 def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_path: Path) -> None:
     context = {**CONTEXT}
     app = cdk.App(context=context, outdir=str(tmp_path / "clean"))
-    MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # raises on any unacknowledged finding
 
     bad = cdk.App(context=context, outdir=str(tmp_path / "bad"))
-    stack = MhistStack(bad, "MhistMlops", settings=StackSettings.from_context(context["mhist"]))
+    stack = MhistStack(bad, "MhistMlops", settings=StackSettings.from_context(context))
     open_sg = ec2.SecurityGroup(stack, "Open", vpc=stack.network.vpc, description="deliberately open")
     open_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(22))
     Validations.of(bad).add_plugins(AwsSolutionsChecks(bad))
@@ -227,29 +227,81 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
         ({"allowed_cidrs": ["0.0.0.0/0"]}, "whole internet"),
         ({"allowed_cidrs": []}, "allowed_cidrs is empty"),
         ({"allowed_cidrs": ["10.0.0/8"]}, "not a CIDR block"),
-        ({"alarm_email": "nobody"}, "not an e-mail address"),
+        ({"alarm_email": "nobody"}, "alarm_email must be an e-mail address, got 'nobody'"),
         ({"lambda_timeout_s": 60}, "API Gateway's limit"),
         ({"log_retention_days": 31}, "log_retention_days must be one of"),
-        ({"instance_tpye": "t3.small"}, r"unknown key\(s\) \['instance_tpye'\]"),
+        ({"instance_tpye": "t3.small"}, "unknown key 'instance_tpye'"),
+        ({"db_instance_type": "db.t4g.micro"}, "db_instance_type must be given without 'db.' \\(the CDK adds it\\)"),
+        ({"lambda_reserved_concurrency": 0}, "0 would stop the function"),
+        ({"alarm_db_free_storage_gb": 20}, "alarm_db_free_storage_gb must be 1..db_allocated_storage_gb - 1"),
+        ({"model_name": "vit/base"}, "model_name must be a folder name"),
+        ({"max_azs": 2.5}, "max_azs must be a whole number, got 2.5"),
+        ({"db_deletion_protection": "no"}, "db_deletion_protection must be true or false, got 'no'"),
     ],
 )
 def test_bad_settings_are_named(overrides: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        StackSettings.from_context({**CONTEXT["mhist"], **overrides})
+        StackSettings.from_context({"mhist": {**CONTEXT["mhist"], **overrides}})
+
+
+def test_every_bad_setting_is_named_at_once_with_a_suggestion() -> None:
+    """Each was found one deploy at a time, and a string where a number belongs was a TypeError."""
+    context = {"mhist": {**CONTEXT["mhist"], "service_port": 70000, "db_backup_days": 0, "alarm_email": "a@b"}}
+    with pytest.raises(SettingsError) as error:
+        StackSettings.from_context({**context, "mhist.alarm_emial": "me@example.org"})
+    assert str(error.value) == "cdk context 'mhist': unknown key 'alarm_emial' (did you mean 'alarm_email'?)"
+    with pytest.raises(SettingsError) as error:
+        StackSettings.from_context(context)
+    assert str(error.value) == (
+        "cdk context 'mhist': alarm_email must be an e-mail address, got 'a@b'; db_backup_days must be 1..35 "
+        "(RDS backups), got 0; service_port must be a port, 1..65535, got 70000"
+    )
+
+
+def test_one_setting_at_a_time_from_the_command_line() -> None:
+    """``cdk deploy -c mhist.<key>=<value>``: the CLI passes every -c value as a string. ``-c mhist='{...}'``
+    (a JSON string) replaced the block and was a ValueError traceback."""
+    settings = StackSettings.from_context({
+        "mhist": CONTEXT["mhist"],
+        "mhist.max_azs": "3",
+        "mhist.db_deletion_protection": "False",
+        "mhist.allowed_cidrs": "10.0.0.0/8, 192.168.1.0/24",
+        "mhist.alarm_email": "me@example.org",
+        "@aws-cdk/core:newStyleStackSynthesis": True,  # the CDK's own keys are not settings
+    })  # fmt: skip
+    assert (settings.max_azs, settings.db_deletion_protection) == (3, False)
+    assert settings.allowed_cidrs == ("10.0.0.0/8", "192.168.1.0/24")
+    assert (settings.alarm_email, settings.service_port) == ("me@example.org", 8080)  # the rest from cdk.json
+    whole = StackSettings.from_context({"mhist": json.dumps({**CONTEXT["mhist"], "budget_monthly_usd": 40})})
+    assert whole.budget_monthly_usd == 40
+    with pytest.raises(SettingsError, match=r"^-c mhist=\.\.\.: not JSON \(Expecting"):
+        StackSettings.from_context({"mhist": '{"max_azs": 3'})
+
+
+def test_a_bad_setting_ends_cdk_synth_in_one_line() -> None:
+    cli = REPO / "node_modules" / ".bin" / "cdk"
+    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-c", "mhist.service_port=http"], cwd=REPO,
+                            env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode != 0
+    assert "error: cdk context 'mhist': service_port must be a whole number, got 'http'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_cdk_synth_through_the_pinned_cli_and_cfn_lint(tmp_path: Path) -> None:
     cli = REPO / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `npm ci` (make venv does) to install the pinned CDK CLI"
     out = tmp_path / "cdk.out"
-    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-o", str(out)], cwd=REPO, env=ENV,
-                            capture_output=True, text=True, timeout=500)  # fmt: skip
+    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-o", str(out),
+                             "-c", "mhist.alarm_email=ops@example.org"],
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=500)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "WARNING" not in result.stderr
     template = out / "MhistMlops.template.json"
     lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert lint.returncode == 0, lint.stdout
+    subscriptions = Template.from_json(json.loads(template.read_text())).find_resources("AWS::SNS::Subscription")
+    assert [r["Properties"]["Endpoint"] for r in subscriptions.values()] == ["ops@example.org"]
 
 
 def test_workflows_are_valid_and_deploy_without_stored_keys() -> None:
