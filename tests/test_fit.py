@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
@@ -178,6 +179,16 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         (["--config", "demo-mpl.yaml"], "error: config demo-mpl.yaml is neither a file nor one of"),
         (["--trainer.max_epochs", "0"], "error: trainer: max_epochs must be at least 1, or -1 for no limit, got 0"),
         (["--trainer.logger", "false"], "error: trainer.logger is false: fit.py logs each run"),
+        (["--model.lrr", "5"], "error: unrecognized arguments: --model.lrr 5"),  # after ~100 lines of usage before
+        (
+            ["--trainer.strategy", "ddp_nonsense"],
+            "error: the configuration was refused: You selected an invalid strategy name: `strategy='ddp_nonsense'`",
+        ),
+        pytest.param(
+            ["--trainer.accelerator", "gpu"],
+            "error: trainer.accelerator gpu: ",  # "No supported gpu backend"
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: gpu is valid here"),
+        ),
     ],
 )
 def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str) -> None:
@@ -186,6 +197,7 @@ def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Pa
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "usage:" not in result.stderr
 
 
 def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -62,6 +64,16 @@ def lightning_notices_hidden() -> Iterator[None]:
 
 def _not_a_cloud_logger_tip(record: logging.LogRecord) -> bool:
     return "litlogger" not in record.getMessage()
+
+
+def accelerator_problem(accelerator: object) -> str | None:
+    """Why ``accelerator`` cannot run here, when it is a GPU that torch cannot see; Lightning says only
+    "No supported gpu backend found!", in a traceback. Other values are left to Lightning."""
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build; install a CUDA build on a GPU machine"
+    return f"torch (CUDA {torch.version.cuda}) sees no GPU on this machine; use auto or cpu here"
 
 
 def resolve_config_names(args: Sequence[str]) -> list[str]:
@@ -151,6 +163,7 @@ class MhistCLI(LightningCLI):
             save_config_kwargs={"save_to_log_dir": False},
             seed_everything_default=42,
             auto_configure_optimizers=False,
+            parser_kwargs={"exit_on_error": False},  # fit.py says what is wrong in one line, not after the usage
             **kwargs,
         )
 
@@ -180,9 +193,22 @@ class MhistCLI(LightningCLI):
             }
         )
 
+    def instantiate_classes(self) -> None:
+        """The constructors get only config values, so what Lightning or torch refuses there (a strategy
+        name, a device count, an accelerator whose package is missing) is the user's to fix: one line."""
+        try:
+            super().instantiate_classes()
+        except TrainingSetupError:
+            raise
+        except (ValueError, ImportError, MisconfigurationException) as error:
+            raise TrainingSetupError(f"the configuration was refused: {error}") from error
+
     def before_instantiate_classes(self) -> None:
-        """Local MLflow store under ``default_root_dir`` unless ``MLFLOW_TRACKING_URI`` is set."""
+        """A GPU that is not there is refused; local MLflow store under ``default_root_dir`` unless
+        ``MLFLOW_TRACKING_URI`` is set."""
         config = self.config
+        if problem := accelerator_problem(config.trainer.accelerator):
+            raise TrainingSetupError(f"trainer.accelerator {config.trainer.accelerator}: {problem}")
         root = Path(config.trainer.default_root_dir or "outputs").resolve()
         logger = config.trainer.logger
         if logger and "MLFlowLogger" in str(logger.class_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: import the package, not sibling modules
@@ -84,8 +85,8 @@ def main(args: list[str] | None = None) -> Trainer:
     try:
         with lightning_notices_hidden():
             return fit_test_export(args)
-    except TrainingSetupError as error:
-        sys.exit(f"error: {error}")
+    except (TrainingSetupError, ArgumentError) as error:  # the user's to fix
+        sys.exit(f"error: {str(error).strip()}")
     except ExportParityError as error:
         sys.exit(f"error: the exported model was not logged: {error}")
     finally:
