@@ -109,6 +109,17 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above zero, refused by name otherwise."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
 TRAINING_HEADERS = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
                     "waiting for data")  # fmt: skip
 

@@ -32,6 +32,7 @@ from bench.common import (
     describe,
     markdown_table,
     model_store,
+    positive_seconds,
     publish,
     sample_png,
     summary_ms,
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=list(dict.fromkeys([deployed, throughput])),
         help=f"gunicorn WORKERSxTHREADS to measure (default: {deployed}, as deployed, and {throughput})",
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="service time per concurrency level")
+    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="service time per concurrency level")
     parser.add_argument("--rounds", type=at_least(1), default=4, help="slices per level, alternating service and raw")
     add_output_arguments(parser)
     args = parser.parse_args(argv)

@@ -23,11 +23,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import BaseFinetuning
@@ -42,7 +45,7 @@ from bench.common import (
     publish,
     training_cells,
 )
-from training.cli import MhistCLI, config_path, lightning_notices_hidden
+from training.cli import MhistCLI, accelerator_problem, config_path, lightning_notices_hidden
 from training.datamodule import MhistDataModule
 from training.demo_data import generate_demo_dataset
 from training.errors import TrainingSetupError
@@ -115,7 +118,9 @@ def instantiate(
         args += ["--data.batch_size", str(batch_size)]
     if num_workers is not None:
         args += ["--data.num_workers", str(num_workers)]
-    cli = MhistCLI(args=args)
+    with warnings.catch_warnings():  # the benchmark's own flags are in sys.argv; these args are the fit's
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended to run from within Python")
+        cli = MhistCLI(args=args)
     return cli.model, cli.datamodule, {"config": path.name, "trainer": raw.get("trainer", {}),
                                        "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch}  # fmt: skip
 
@@ -128,7 +133,6 @@ def loader_batches(steps: int, num_workers: int) -> int:
 def loader_alone(data: MhistDataModule, steps: int) -> dict:
     """Images/s of the train loader alone over ``loader_batches``, the clock running from the
     iterator's creation (worker start-up included, so the rate is a floor); the first batch apart."""
-    data.setup("fit")
     loader = data.train_dataloader()
     wanted = min(loader_batches(steps, data.hparams.num_workers), len(loader))
     started = time.perf_counter()
@@ -187,6 +191,7 @@ def loader_wait(steps: list[float], intervals: list[float]) -> dict[str, float]:
 
 def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Path) -> list[dict]:
     model, data, info = instantiate(path, raw, data_root, args.batch_size, args.num_workers)
+    data.setup("fit")  # every mode draws from the train split (``--modes step`` alone had none)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     phases = list(PHASES) if info["unfreeze_at_epoch"] > 0 else ["all weights"]
@@ -228,6 +233,17 @@ def demo_data(root: Path, images: int) -> Path:
     return root
 
 
+def trainer_problem(accelerator: str, precision: str | None) -> str | None:
+    """Why Lightning would refuse ``--accelerator``/``--precision``, asked of a throwaway Trainer."""
+    if problem := accelerator_problem(accelerator):
+        return f"--accelerator {accelerator}: {problem}"
+    try:
+        Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False, enable_checkpointing=False)
+    except (ValueError, ImportError, MisconfigurationException) as error:
+        return f"--accelerator {accelerator} --precision {precision}: {error}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["vit.yaml", "mlp.yaml"])
@@ -243,6 +259,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-root", type=Path, default=None, help="the MHIST folder; default: generated images")
     add_output_arguments(parser, store=False)
     args = parser.parse_args(argv)
+    with lightning_notices_hidden():
+        if problem := trainer_problem(args.accelerator, args.precision):  # before data or a model is made
+            parser.error(problem)
     rows = []
     for config in args.configs:
         path, raw = read_config(config)
@@ -251,8 +270,11 @@ def main(argv: list[str] | None = None) -> dict:
         batches = max(args.steps + args.warmup + 2, loader_batches(args.steps, workers))
         images = int(batches * batch / 0.8) + 1  # the validation split takes 20%
         data_root = args.data_root or demo_data(Path("outputs/bench") / f"train-data-{images}", images)
-        with lightning_notices_hidden():
-            rows += bench_config(path, raw, args, data_root)
+        try:
+            with lightning_notices_hidden():
+                rows += bench_config(path, raw, args, data_root)
+        except (TrainingSetupError, ArgumentError) as error:  # a --data-root or config fit.py would refuse too
+            raise SystemExit(f"error: {config}: {str(error).strip()}") from None
     settings = {
         k: getattr(args, k) for k in ("accelerator", "precision", "channels_last", "compile", "steps", "warmup")
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from bench import cold_start, inference, report, serving, training
 from bench.common import model_store
@@ -183,6 +184,14 @@ def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
         (training.main, ["--num-workers", "-1"], "argument --num-workers: '-1' is not a whole number of at least 0"),
         (training.main, ["--warmup", "0"], "argument --warmup: '0' is not a whole number of at least 1"),
         (inference.main, ["--batches", "1", "two"], "argument --batches: 'two' is not a whole number of at least 1"),
+        (serving.main, ["--seconds", "0"], "argument --seconds: '0' is not a number of seconds above 0"),  # was 1/0
+        (training.main, ["--precision", "17"], "--accelerator cpu --precision 17: Precision '17' is invalid"),
+        pytest.param(
+            training.main,
+            ["--accelerator", "gpu"],
+            "--accelerator gpu: ",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: gpu is valid here"),
+        ),  # fmt: skip
     ],
 )
 def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> None:  # noqa: ANN001
@@ -225,6 +234,19 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
     assert 0 <= fit["data_wait_share"] < 1
     assert fit["step_ms_in_fit"] > 0
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
+
+
+def test_training_benchmark_times_the_step_alone_and_names_a_broken_data_root(small_copy: Path,
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    """``--modes step`` alone was an AttributeError: only the loader mode set the data module up."""
+    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--steps", "1", "--data-root", str(small_copy)]
+    result = training.main([*args, "--modes", "step", "--out", str(tmp_path)])
+    assert [r["mode"] for r in result["rows"]] == ["step"]
+    text = (small_copy / "annotations.csv").read_text().replace("Partition", "Split", 1)
+    (small_copy / "annotations.csv").write_text(text)
+    with pytest.raises(SystemExit, match=r"^error: demo-mlp\.yaml: data\.root: .*missing column\(s\) \['Partition'\]"):
+        training.main([*args, "--out", str(tmp_path / "broken")])
+    assert not (tmp_path / "broken").exists()
 
 
 def test_training_benchmark_hides_the_pinned_lightnings_leafspec_notice(training_run: SimpleNamespace) -> None:
