@@ -136,8 +136,23 @@ def training_cells(row: dict) -> tuple:
 def add_output_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
     """``--out`` (the results folder) and, for benchmarks that serve exported models, ``--store``."""
     if store:
-        parser.add_argument("--store", type=Path, default=MODEL_CACHE, help="random-weight model files, built once")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+        parser.add_argument("--store", type=folder, default=MODEL_CACHE, help="random-weight model files, built once")
+    parser.add_argument("--out", type=folder, default=RESULTS)
+
+
+def folder(text: str) -> Path:
+    """An argparse type: a folder made now if need be, so that one that cannot be is refused by name
+    before the measuring, not with an OSError when the results are written minutes later."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file" if blocker else error.strerror or str(error)
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be made ({reason})") from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written")
+    return path
 
 
 def publish(out: Path, stem: str, fields: dict[str, Any], render: Callable[[dict], str]) -> dict[str, Any]:

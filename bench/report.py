@@ -35,6 +35,7 @@ from bench.common import (
     SATURATION_GOAL,
     TRAINING_HEADERS,
     describe,
+    folder,
     markdown_table,
     training_cells,
 )
@@ -532,7 +533,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the benchmarks wrote their JSON")
     parser.add_argument("--tracking-uri", default=DEFAULT_STORE)
     parser.add_argument("--experiment", default="mhist", help="the experiment the models were trained in")
-    parser.add_argument("--out", type=Path, default=RESULTS / "report")
+    parser.add_argument("--out", type=folder, default=RESULTS / "report")
     parser.add_argument("--readme", type=Path, default=None, help="also replace the README's report block")
     parser.add_argument("--no-mlflow", action="store_true", help="write the files only")
     for price in fields(Prices):

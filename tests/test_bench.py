@@ -200,6 +200,17 @@ def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> 
     assert message in stderr.getvalue()
 
 
+@pytest.mark.parametrize("main", [inference.main, serving.main, cold_start.main, training.main, report.main])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_measuring(main, tmp_path: Path) -> None:  # noqa: ANN001
+    """It was an OSError traceback when the results were written, after every measurement."""
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        main(["--out", str(tmp_path / "a file" / "results")])
+    assert f"argument --out: '{tmp_path / 'a file' / 'results'}' cannot be made ({tmp_path / 'a file'} is a file)" in (
+        stderr.getvalue()
+    )
+
+
 def test_closed_loop_slices_add_up() -> None:
     load = serving.closed_loop(lambda state: None, 2, 0.1)
     first = len(load.latencies)
