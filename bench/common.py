@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from inference.cores import available_cpus
+from inference.errors import unwritable_reason
 from inference.predictor import FILES
 
 RESULTS = Path("bench/results")
@@ -147,9 +148,7 @@ def folder(text: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        reason = f"{blocker} is a file" if blocker else error.strerror or str(error)
-        raise argparse.ArgumentTypeError(f"{text!r} cannot be made ({reason})") from error
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be made ({unwritable_reason(path, error)})") from error
     if not os.access(path, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r} cannot be written")
     return path

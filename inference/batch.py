@@ -95,9 +95,8 @@ def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16)
         output.parent.mkdir(parents=True, exist_ok=True)
         handle = partial.open("w", newline="")
     except OSError as error:  # before any scoring: an unwritable place is the user's to fix
-        named = error.filename not in (None, str(partial))  # a folder in the way, not the file itself
-        culprit = f"{error.strerror}: {error.filename}" if named else error.strerror or str(error)
-        raise errors.ServingError("unwritable_output", f"cannot write {output} ({culprit})") from error
+        reason = errors.unwritable_reason(partial, error)
+        raise errors.ServingError("unwritable_output", f"cannot write {output} ({reason})") from error
     rows: list[dict[str, object]] = []
     pending: list[tuple[str, bytes]] = []
     with handle:

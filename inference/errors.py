@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +55,10 @@ def invalid_base64() -> ServingError:
 
 def model_not_ready(detail: str) -> ServingError:
     return ServingError("model_not_ready", f"no model is loaded ({detail})", 503)
+
+
+def unwritable_reason(path: Path, error: OSError) -> str:
+    """Why ``path`` could not be made or written, for a one-line refusal: the file standing where one of
+    its folders belongs ("Not a directory" names neither), or the system's reason."""
+    blocker = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+    return f"{blocker} is a file" if blocker else error.strerror or str(error)

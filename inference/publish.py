@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inference.errors import unwritable_reason
 from inference.tracking import DEFAULT_STORE, unreadable_store
 
 FILES = ("model.onnx", "model.int8.onnx", "card.json")
@@ -42,18 +43,31 @@ def latest_run(client, model_name: str, experiment: str) -> str:  # noqa: ANN001
 
 
 def install(source: Path, store: Path) -> Path:
-    """Copy ``source/{model.onnx, model.int8.onnx, card.json}`` into ``store/<model_name>/`` atomically per file."""
+    """Copy ``source/{model.onnx, model.int8.onnx, card.json}`` into ``store/<model_name>/``. Every file
+    is copied under a temporary name before any is renamed into place, and a file the new run lacks is
+    removed: a service never loads one run's fp32 beside another's int8, even when a copy fails."""
     card = json.loads((source / "card.json").read_text())
     target = store / card["model_name"]
-    target.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        if not (source / name).is_file():
-            continue
-        handle, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".incoming")
-        os.close(handle)
-        shutil.copyfile(source / name, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target / name)
+    staged: list[tuple[str, str]] = []
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (source / name).is_file():
+                handle, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".incoming")
+                os.close(handle)
+                staged.append((tmp, name))
+                shutil.copyfile(source / name, tmp)
+                os.chmod(tmp, 0o644)
+        for tmp, name in staged:
+            os.replace(tmp, target / name)
+        for name in set(FILES) - {name for _, name in staged}:
+            (target / name).unlink(missing_ok=True)
+    except OSError as error:  # a full disk, a file where a folder belongs, no permission
+        reason = unwritable_reason(target, error)
+        raise SystemExit(f"error: cannot publish into {target} ({reason}); what was there is unchanged") from error
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
     return target
 
 

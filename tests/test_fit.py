@@ -213,7 +213,12 @@ def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Pa
     card = export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "ckpt"), "--tracking-uri", store])
     assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
     (tmp_path / "a file").write_text("")  # an --out that cannot be made: said before the export's work
-    with pytest.raises(SystemExit, match=re.escape(f"error: --out {tmp_path / 'a file' / 'out'}: cannot write there")):
+    with pytest.raises(
+        SystemExit,
+        match=re.escape(
+            f"error: --out {tmp_path / 'a file' / 'out'}: cannot write there ({tmp_path / 'a file'} is a file)"
+        ),
+    ):
         export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "a file" / "out"), "--tracking-uri", store])
 
 

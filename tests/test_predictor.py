@@ -202,6 +202,42 @@ def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp
     assert Predictor.load(first / "model.onnx").name == MODEL
 
 
+def test_publish_never_leaves_two_runs_mixed_in_the_store(model_store: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A run without an int8 file left the previous run's int8 beside the new fp32 (and ``auto``
+    serves int8); a copy failing half-way replaced some files and not others."""
+    import shutil
+
+    from inference import publish
+
+    store = tmp_path / "store"
+    old = publish.install(model_store / MODEL, store)
+    newer = Path(shutil.copytree(model_store / MODEL, tmp_path / "newer"))
+    (newer / "model.int8.onnx").unlink()
+    publish.install(newer, store)
+    assert sorted(p.name for p in old.iterdir()) == ["card.json", "model.onnx"]
+
+    publish.install(model_store / MODEL, store)
+    before = {p.name: p.stat().st_ino for p in old.iterdir()}
+    copies = []
+
+    def disk_full_on_the_second_copy(source: Path, destination: str) -> None:  # a full disk cannot be made here
+        copies.append(source)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        shutil.copyfile(source, destination)
+
+    monkeypatch.setattr(publish.shutil, "copyfile", disk_full_on_the_second_copy)
+    with pytest.raises(
+        SystemExit, match=r"cannot publish into .* \(No space left on device\); what was there is unchanged"
+    ):
+        publish.install(newer, store)
+    assert {p.name: p.stat().st_ino for p in old.iterdir()} == before  # no file replaced, no temporary file left
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(SystemExit, match=f"cannot publish into .* \\({tmp_path / 'a file'} is a file\\)"):
+        publish.install(model_store / MODEL, tmp_path / "a file" / "store")
+
+
 def test_publish_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
     from inference.publish import main
 
@@ -282,7 +318,6 @@ def test_batch_scoring_refuses_an_unwritable_output_before_scoring(model_store: 
     )  # fmt: skip
     assert result.returncode != 0
     assert (
-        f"error: cannot write {tmp_path / 'a file' / 'scores.csv'} (File exists: {tmp_path / 'a file'})"
-        in result.stderr
+        f"error: cannot write {tmp_path / 'a file' / 'scores.csv'} ({tmp_path / 'a file'} is a file)" in result.stderr
     )
     assert "scoring:" not in result.stderr  # no progress bar: refused before the first image, not after the last

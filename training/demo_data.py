@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from inference.annotations import ANNOTATORS_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PARTITION_COLUMN
+from inference.errors import unwritable_reason
 
 
 def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Image:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         generate_demo_dataset(args.root, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     except OSError as error:  # a folder that cannot be made or written: the user's path, not our bug
-        sys.exit(f"error: cannot write the demo data to {args.root}: {error.strerror or error}")
+        sys.exit(f"error: cannot write the demo data to {args.root}: {unwritable_reason(args.root / 'images', error)}")
     print(f"wrote {args.n_train + args.n_test} demo images to {args.root} (synthetic, not medical data)")
 
 

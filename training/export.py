@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: import the package, not siblin
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from inference.errors import unwritable_reason
 from inference.tracking import DEFAULT_STORE, unreadable_store
 from training.artifacts import export_checkpoint, log_export
 from training.classifier import MhistClassifier
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         try:  # before the export's minutes of work, not after them
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise TrainingSetupError(f"--out {out}: cannot write there ({error.strerror or error})") from error
+            raise TrainingSetupError(f"--out {out}: cannot write there ({unwritable_reason(out, error)})") from error
         card = export_checkpoint(module, data, out, run_id=run_id)
         if args.run_id and not args.no_log:
             log_export(client, run_id, out, card)
