@@ -59,6 +59,14 @@ class Prices:
     lambda_memory_mb: int = 3008  # cdk.json lambda_memory_mb
     cold_start_fraction: float = 0.01  # invocations that pay an init phase (billed since August 2025)
 
+    def problems(self) -> list[str]:
+        """Values no cost can come from; each named as its flag."""
+        checks = [(f.name, getattr(self, f.name) >= 0, "at least 0") for f in fields(self) if "usd" in f.name]
+        checks += [("lambda_memory_mb", 128 <= self.lambda_memory_mb <= 10240, "128..10240, as Lambda allows"),
+                   ("cold_start_fraction", 0 <= self.cold_start_fraction <= 1, "a fraction, 0..1")]  # fmt: skip
+        return [f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}" for name, ok, rule in checks
+                if not ok]  # fmt: skip
+
 
 # --- pure cost arithmetic ------------------------------------------------------------------------
 
@@ -540,6 +548,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.add_argument(f"--{price.name.replace('_', '-')}", type=type(price.default), default=price.default)
     args = parser.parse_args(argv)
     prices = Prices(**{p.name: getattr(args, p.name) for p in fields(Prices)})
+    if problems := prices.problems():
+        parser.error("; ".join(problems))
     no_store = unreadable_store(args.tracking_uri)
     if no_store and not args.no_mlflow:  # before anything is written (MLflow would make an empty store there)
         raise SystemExit(f"error: {no_store} (or pass --no-mlflow for a report of the benchmarks alone)")

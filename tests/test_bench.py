@@ -323,6 +323,18 @@ def test_lambda_duration_scales_only_down_to_fewer_vcpus() -> None:
     assert report.lambda_vcpus(20480) == 6.0  # the cap
 
 
+def test_prices_no_cost_can_come_from_are_refused_by_name(tmp_path: Path) -> None:
+    """A negative price or a cold-start fraction of 2 gave a report of negative or doubled costs."""
+    argv = ["--ec2-usd-per-hour", "-1", "--cold-start-fraction", "2", "--lambda-memory-mb", "64"]
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        report.main([*argv, "--no-mlflow", "--results", str(tmp_path), "--out", str(tmp_path / "report")])
+    assert (
+        "error: --ec2-usd-per-hour must be at least 0, got -1.0; --lambda-memory-mb must be 128..10240, as "
+        "Lambda allows, got 64; --cold-start-fraction must be a fraction, 0..1, got 2.0"
+    ) in stderr.getvalue()
+    assert not list((tmp_path / "report").iterdir())
+
+
 def test_ec2_cost_and_break_even_by_hand() -> None:
     prices = report.Prices(ec2_usd_per_hour=0.36)
     assert report.ec2_usd_per_million(100, prices) == pytest.approx(0.36 / 360_000 * 1e6)  # $1 per million
