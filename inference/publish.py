@@ -72,9 +72,10 @@ def install(source: Path, store: Path) -> Path:
 
 
 def upload(source: Path, destination: str, s3: object | None = None) -> str:
-    """Copy the files to ``s3://bucket/prefix/<model_name>/``; the sync function puts them on EFS.
+    """Copy the files to ``s3://bucket/prefix/<model_name>/``; the sync function mirrors them on EFS.
 
-    card.json goes last, so its arrival means the model files are already there.
+    A file the run lacks is deleted first (the previous run's int8 must not stay beside a new fp32),
+    and card.json goes last, so its arrival means the model files are already there.
     """
     import boto3
     from boto3.exceptions import S3UploadFailedError
@@ -85,7 +86,10 @@ def upload(source: Path, destination: str, s3: object | None = None) -> str:
     key_prefix = f"{prefix.strip('/')}/{card['model_name']}/".lstrip("/")
     try:
         client = s3 or boto3.client("s3")
-        for name in ("model.onnx", "model.int8.onnx", "card.json"):
+        for name in FILES:
+            if not (source / name).is_file():
+                client.delete_object(Bucket=bucket, Key=key_prefix + name)  # nothing there: nothing done
+        for name in FILES:  # FILES ends with card.json
             if (source / name).is_file():
                 client.upload_file(str(source / name), bucket, key_prefix + name)
     except (BotoCoreError, ClientError, S3UploadFailedError) as error:  # credentials, network, bucket, access

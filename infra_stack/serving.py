@@ -250,11 +250,10 @@ class EfsSync(Construct):
             id="Annotation::@aws-cdk/aws-ec2:ipv4IgnoreEgressRule",
             reason="Outbound stays open: without NAT it reaches only the VPC (EFS) and the S3 gateway endpoint.",
         )
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(self.function),
-            s3.NotificationKeyFilter(prefix=SERVING_PREFIX),
-        )
+        for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):  # the store mirrors serving/
+            bucket.add_event_notification(
+                event, s3n.LambdaDestination(self.function), s3.NotificationKeyFilter(prefix=SERVING_PREFIX)
+            )
         acknowledge = acknowledger(self)
         acknowledge(
             id="AwsSolutions-IAM4",

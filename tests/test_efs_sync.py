@@ -18,9 +18,9 @@ from tests.servers import S3_KEYS, s3_server
 MODEL = "mlp-64-32"
 
 
-def event(bucket: str, *keys: str) -> dict:
-    """An S3 ObjectCreated notification as AWS sends it (keys URL-encoded)."""
-    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+def event(bucket: str, *keys: str, name: str = "ObjectCreated:Put") -> dict:
+    """An S3 notification as AWS sends it (keys URL-encoded)."""
+    return {"Records": [{"eventSource": "aws:s3", "eventName": name,
                          "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(k)}}}
                         for k in keys]}  # fmt: skip
 
@@ -54,6 +54,7 @@ def test_publish_then_sync_puts_a_loadable_model_on_the_store(s3, model_store: P
     monkeypatch.setenv("MODEL_ROOT", str(efs))
     result = handler(event("artifacts", *keys, "serving/ignored.txt"), None)
     assert sorted(Path(p).name for p in result["written"]) == ["card.json", "model.int8.onnx", "model.onnx"]
+    assert result["removed"] == []
     assert not list((efs / MODEL).glob(".*incoming"))  # nothing half-written left behind
     assert json.loads((efs / MODEL / "card.json").read_text())["model_name"] == MODEL
     assert Predictor.load(efs / MODEL / "model.onnx").name == MODEL
@@ -77,9 +78,48 @@ def test_publish_names_an_upload_that_fails(s3, model_store: Path, monkeypatch: 
 def test_a_replacement_is_renamed_into_place(s3, model_store: Path, tmp_path: Path) -> None:
     upload(model_store / MODEL, "s3://artifacts/serving", s3)
     efs = tmp_path / "efs"
-    (first,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")
+    (first,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")[
+        "written"
+    ]
     inode = first.stat().st_ino
-    (second,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")
+    (second,) = sync_records(event("artifacts", f"serving/{MODEL}/model.onnx")["Records"], s3, efs, "serving/")[
+        "written"
+    ]
     assert second == first
     assert second.stat().st_ino != inode
     assert second.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_run_without_int8_removes_the_previous_int8_from_s3_and_the_store(s3, model_store: Path,
+                                                                           tmp_path: Path) -> None:  # fmt: skip
+    """The previous run's int8 stayed beside a new run's fp32, and ``auto`` serves int8."""
+    import shutil
+
+    efs, int8 = tmp_path / "efs", f"serving/{MODEL}/model.int8.onnx"
+    upload(model_store / MODEL, "s3://artifacts/serving", s3)
+    sync_records(event("artifacts", int8)["Records"], s3, efs, "serving/")
+    newer = Path(shutil.copytree(model_store / MODEL, tmp_path / "newer"))
+    (newer / "model.int8.onnx").unlink()
+    upload(newer, "s3://artifacts/serving", s3)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"])
+    assert keys == [f"serving/{MODEL}/card.json", f"serving/{MODEL}/model.onnx"]
+    done = sync_records(event("artifacts", int8, name="ObjectRemoved:Delete")["Records"], s3, efs, "serving/")
+    assert done == {"written": [], "removed": [efs / MODEL / "model.int8.onnx"]}
+    assert not (efs / MODEL / "model.int8.onnx").exists()
+
+
+def test_events_out_of_order_leave_the_store_as_the_bucket_is(s3, model_store: Path, tmp_path: Path) -> None:
+    """S3 does not promise the order of its notifications: a late 'created' for a key deleted since,
+    or a late 'removed' for a key put back since, must not undo the newer state."""
+    efs, key = tmp_path / "efs", f"serving/{MODEL}/model.int8.onnx"
+    s3.put_object(Bucket="artifacts", Key=key, Body=b"gone soon")
+    s3.delete_object(Bucket="artifacts", Key=key)
+    (efs / MODEL).mkdir(parents=True)
+    (efs / MODEL / "model.int8.onnx").write_bytes(b"stale")
+    late_created = sync_records(event("artifacts", key)["Records"], s3, efs, "serving/")
+    assert late_created["removed"] == [efs / MODEL / "model.int8.onnx"]  # no 404 traceback, no stale file
+    assert not (efs / MODEL / "model.int8.onnx").exists()
+    s3.upload_file(str(model_store / MODEL / "model.int8.onnx"), "artifacts", key)
+    late_removed = sync_records(event("artifacts", key, name="ObjectRemoved:Delete")["Records"], s3, efs, "serving/")
+    assert late_removed["written"] == [efs / MODEL / "model.int8.onnx"]
+    assert Predictor.load(efs / MODEL / "model.int8.onnx").name == MODEL
