@@ -235,6 +235,22 @@ def test_export_command_names_an_unknown_run_and_an_unreadable_store(tmp_path: P
     assert not missing.exists()  # MLflow would have made an empty store there
 
 
+def test_export_of_a_fit_that_did_not_finish_says_to_resume_it(tmp_path: Path) -> None:
+    """It said 'has no best_checkpoint tag (was it trained by training/fit.py?)' of a run fit.py started."""
+    from training.errors import TrainingSetupError
+    from training.export import checkpoint_of
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("mhist", artifact_location=str(tmp_path / "artifacts"))
+    stopped = client.create_run(experiment, tags={"model_name": "mlp-64-32"}).info.run_id
+    client.set_terminated(stopped, "KILLED")
+    with pytest.raises(TrainingSetupError, match=rf"run {stopped} did not finish \(KILLED\): .* --resume {stopped}$"):
+        checkpoint_of(client, stopped)
+    other = client.create_run(experiment).info.run_id  # not a fit at all
+    with pytest.raises(TrainingSetupError, match="has no best_checkpoint tag"):
+        checkpoint_of(client, other)
+
+
 def test_a_tracking_server_that_does_not_answer_is_one_line_at_once(small_root: Path, tmp_path: Path) -> None:
     import os
 

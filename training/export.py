@@ -44,12 +44,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def checkpoint_of(client: MlflowClient, run_id: str) -> Path:
     try:
-        tags = client.get_run(run_id).data.tags
+        run = client.get_run(run_id)
     except MlflowException as error:
         raise TrainingSetupError(f"no MLflow run {run_id} at {client.tracking_uri}") from error
-    if "best_checkpoint" not in tags:
-        raise TrainingSetupError(f"run {run_id} has no best_checkpoint tag (was it trained by training/fit.py?)")
-    return Path(tags["best_checkpoint"])
+    if "best_checkpoint" in run.data.tags:
+        return Path(run.data.tags["best_checkpoint"])
+    if run.info.status != "FINISHED" and "model_name" in run.data.tags:  # a fit stopped before its export
+        raise TrainingSetupError(
+            f"run {run_id} did not finish ({run.info.status}): a fit exports when it ends; finish it with "
+            f"training/fit.py --config <the run's config/config.yaml> --resume {run_id}"
+        )
+    raise TrainingSetupError(f"run {run_id} has no best_checkpoint tag (was it trained by training/fit.py?)")
 
 
 def load_checkpoint(checkpoint: Path, data_root: str | None) -> tuple[MhistClassifier, MhistDataModule]:
