@@ -142,6 +142,11 @@ def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path, 
     assert [m.step for m in client.get_metric_history(run_id, "val/loss")] == [0, 1, 2, 3]
     experiment = client.get_experiment_by_name("mhist")
     assert len(client.search_runs([experiment.experiment_id])) == 1
+    # Resuming a run that trained all its epochs only tested and exported it again, over its results.
+    tested = client.get_metric_history(run_id, "test/auroc")  # one per fit: the first, and the resumed one
+    with pytest.raises(SystemExit, match=f"--resume {run_id}: the run finished all 4 epochs of trainer.max_epochs; "):
+        fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "4", "--resume", run_id)
+    assert client.get_metric_history(run_id, "test/auroc") == tested
 
 
 def run_fit_script(*args: str) -> subprocess.CompletedProcess:

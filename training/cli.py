@@ -242,14 +242,26 @@ class MhistCLI(LightningCLI):
             return None
         logger = self.trainer.logger
         try:
-            experiment_id = MlflowClient(self.tracking_uri).get_run(run_id).info.experiment_id
+            run = MlflowClient(self.tracking_uri).get_run(run_id)
         except MlflowException as error:
             raise TrainingSetupError(f"--resume: no MLflow run {run_id} at {self.tracking_uri}") from error
         root = logger.save_dir or self.trainer.default_root_dir
-        path = Path(root, experiment_id, run_id, "checkpoints", "last.ckpt")
+        path = Path(root, run.info.experiment_id, run_id, "checkpoints", "last.ckpt")
         if not path.is_file():
             raise TrainingSetupError(f"--resume {run_id}: no checkpoint at {path}")
+        epochs = self.trainer.max_epochs
+        if run.info.status == "FINISHED" and epochs not in (None, -1) and epochs_done(path) >= epochs:
+            raise TrainingSetupError(
+                f"--resume {run_id}: the run finished all {epochs} epochs of trainer.max_epochs; resuming would only "
+                "test and export it again over its results. Pass a larger --trainer.max_epochs to train it further"
+            )
         return str(path)
+
+
+def epochs_done(checkpoint: Path) -> int:
+    """Epochs a Lightning checkpoint has trained: its ``epoch`` is the last one it finished (0-based).
+    Memory-mapped, so a ViT-B checkpoint with its optimizer state is not read whole for one number."""
+    return int(torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)["epoch"]) + 1
 
 
 __all__ = ["LearningRateMonitor", "MhistCLI", "config_path", "resolve_config_names"]
