@@ -96,6 +96,10 @@ class Predictor:
             raise errors.model_not_ready(f"{path} lacks metadata {missing}: export it with training/export.py")
         predictor = cls(path, session, metadata, limits or Limits(), time.perf_counter() - started)
         log.info("loaded %s (%s) in %.2f s", path, predictor.name, predictor.load_seconds)
+        if metadata.get("servable", "true") != "true":  # only a variant asked for by name gets here
+            log.warning("%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
+                        "served because it was asked for by name", path, metadata.get("int8_auroc_drop", "?"),
+                        metadata.get("int8_label_agreement", "?"))  # fmt: skip
         return predictor
 
     @property

@@ -103,6 +103,24 @@ def test_concurrent_callers_take_turns_on_the_session(model_store: Path) -> None
     assert state["most"] == 1
 
 
+def test_an_int8_that_failed_its_gate_is_served_by_name_with_a_warning(
+    model_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MODEL_VARIANT=int8 or --variant int8 served a file that failed its quality gate without a word."""
+    folder = Path(shutil.copytree(model_store / MODEL, tmp_path / MODEL))
+    int8 = folder / "model.int8.onnx"
+    write_metadata(int8, {**read_metadata(int8), "servable": "false", "int8_auroc_drop": "0.02",
+                          "int8_label_agreement": "0.97"})  # fmt: skip
+    assert resolve_model_path(tmp_path, MODEL, "auto") == folder / "model.onnx"
+    with caplog.at_level("WARNING", logger="inference.predictor"):
+        Predictor.load(folder / "model.onnx")
+        assert not caplog.records
+        Predictor.load(resolve_model_path(tmp_path, MODEL, "int8"))
+    (record,) = caplog.records
+    assert record.getMessage() == (f"{int8} failed its quality gate against fp32 (AUROC drop 0.02, labels agreeing "
+                                   "0.97); it is served because it was asked for by name")  # fmt: skip
+
+
 def test_auroc_without_scikit_learn() -> None:
     import numpy as np
     from sklearn.metrics import roc_auc_score
