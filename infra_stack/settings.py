@@ -70,20 +70,24 @@ class StackSettings:
         values = {**_block(context.get(CONTEXT_KEY)), **_overrides(context)}
         known = {f.name: f.default for f in fields(cls)}
         problems = [_unknown(key, known) for key in sorted(set(values) - set(known))]
-        typed = {}
+        typed, wrong_type = {}, set()
         for key in sorted(values.keys() & known.keys()):
-            typed[key], problem = _as_type_of(known[key], values[key])
-            problems += [f"{key} {problem}, got {values[key]!r}"] if problem else []
-        if not problems:
-            settings = cls(**typed)
-            problems = settings.problems()
+            converted, problem = _as_type_of(known[key], values[key])
+            if problem:
+                wrong_type.add(key)
+                problems.append(f"{key} {problem}, got {values[key]!r}")
+            else:
+                typed[key] = converted
+        settings = cls(**typed)  # a default stands in for a value of the wrong type: its range is not judged
+        problems += [message for name, message in settings.failed_checks()
+                     if not {name, *READS.get(name, ())} & wrong_type]  # fmt: skip
         if problems:
             raise SettingsError(f"cdk context '{CONTEXT_KEY}': " + "; ".join(problems))
         return settings
 
-    def problems(self) -> list[str]:
-        """Every value the stack cannot use, each with its rule; CloudFormation would refuse most of
-        them only minutes into a deploy."""
+    def failed_checks(self) -> list[tuple[str, str]]:
+        """(setting, problem) for every value the stack cannot use, each with its rule; CloudFormation
+        would refuse most of them only minutes into a deploy."""
         checks = [
             ("stack_name", self.stack_name, STACK_NAME.fullmatch(self.stack_name), "a CloudFormation stack name"),
             ("max_azs", self.max_azs, self.max_azs >= 2, "at least 2 (RDS and EFS span two zones)"),
@@ -121,8 +125,8 @@ class StackSettings:
         for name in ("mlflow_instance_type", "service_instance_type", "db_instance_type"):
             value = getattr(self, name)
             checks.append((name, value, INSTANCE_TYPE.fullmatch(value.removeprefix("db.")), "like t3.small"))
-        problems = [f"{name} must be {rule}, got {value!r}" for name, value, ok, rule in checks if not ok]
-        return self._cidr_problems() + problems
+        failed = [(name, f"{name} must be {rule}, got {value!r}") for name, value, ok, rule in checks if not ok]
+        return [("allowed_cidrs", problem) for problem in self._cidr_problems()] + failed
 
     def _cidr_problems(self) -> list[str]:
         if not self.allowed_cidrs:
@@ -140,6 +144,8 @@ class StackSettings:
 
 
 CONTEXT_KEY = "mhist"
+# the other settings a rule reads: not judged against a default standing in for a value of the wrong type
+READS = {"nat_gateways": ("max_azs",), "alarm_db_free_storage_gb": ("db_allocated_storage_gb",)}
 STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
