@@ -36,6 +36,7 @@ def mirror_object(s3: Any, bucket: str, key: str, target: Path) -> bool:  # noqa
     (deleted, or replaced by a delete marker) and ``target`` was removed."""
     from botocore.exceptions import ClientError
 
+    made = not target.parent.exists()  # a removal for a model never synced leaves no empty folder
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".incoming")
     os.close(handle)
@@ -51,6 +52,8 @@ def mirror_object(s3: Any, bucket: str, key: str, target: Path) -> bool:  # noqa
         return False
     finally:
         Path(tmp).unlink(missing_ok=True)
+        if made and not any(target.parent.iterdir()):
+            target.parent.rmdir()
 
 
 def sync_records(records: list[dict[str, Any]], s3: Any, root: Path, prefix: str) -> dict[str, list[Path]]:  # noqa: ANN401

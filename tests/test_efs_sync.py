@@ -123,3 +123,7 @@ def test_events_out_of_order_leave_the_store_as_the_bucket_is(s3, model_store: P
     late_removed = sync_records(event("artifacts", key, name="ObjectRemoved:Delete")["Records"], s3, efs, "serving/")
     assert late_removed["written"] == [efs / MODEL / "model.int8.onnx"]
     assert Predictor.load(efs / MODEL / "model.int8.onnx").name == MODEL
+    never = sync_records(event("artifacts", "serving/never-synced/model.onnx", name="ObjectRemoved:Delete")["Records"],
+                         s3, efs, "serving/")  # fmt: skip
+    assert never["removed"] == [efs / "never-synced" / "model.onnx"]
+    assert not (efs / "never-synced").exists()  # no empty model folder made for it
