@@ -24,7 +24,6 @@ import argparse
 import statistics
 import time
 import warnings
-from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
@@ -273,8 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             with lightning_notices_hidden():
                 rows += bench_config(path, raw, args, data_root)
-        except (TrainingSetupError, ArgumentError) as error:  # a --data-root or config fit.py would refuse too
-            raise SystemExit(f"error: {config}: {str(error).strip()}") from None
+        except TrainingSetupError as error:  # a --data-root or config fit.py would refuse too
+            raise SystemExit(f"error: {config}: {error}") from None
     settings = {
         k: getattr(args, k) for k in ("accelerator", "precision", "channels_last", "compile", "steps", "warmup")
     }

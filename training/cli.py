@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import warnings
+from argparse import ArgumentError
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,6 +193,14 @@ class MhistCLI(LightningCLI):
                 "trainer.callbacks": [{"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"}],
             }
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:  # noqa: ANN401 - Lightning's ArgsType
+        """A mistyped option or value is the user's to fix: one setup error, like every other here, since
+        the parser raises instead of printing its whole usage (``exit_on_error`` is off)."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise TrainingSetupError(str(error).strip()) from None
 
     def instantiate_classes(self) -> None:
         """The constructors get only config values, so what Lightning or torch refuses there (a strategy

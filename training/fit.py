@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from argparse import ArgumentError
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: import the package, not sibling modules
@@ -85,8 +84,8 @@ def main(args: list[str] | None = None) -> Trainer:
     try:
         with lightning_notices_hidden():
             return fit_test_export(args)
-    except (TrainingSetupError, ArgumentError) as error:  # the user's to fix
-        sys.exit(f"error: {str(error).strip()}")
+    except TrainingSetupError as error:
+        sys.exit(f"error: {error}")
     except ExportParityError as error:
         sys.exit(f"error: the exported model was not logged: {error}")
     finally:
