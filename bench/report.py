@@ -41,6 +41,7 @@ from bench.common import (
 )
 from inference.predictor import FILES
 from inference.tracking import DEFAULT_STORE, sqlite_path, unreadable_store
+from training.errors import out_of_range
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
@@ -61,11 +62,18 @@ class Prices:
 
     def problems(self) -> list[str]:
         """Values no cost can come from; each named as its flag."""
-        checks = [(f.name, getattr(self, f.name) >= 0, "at least 0") for f in fields(self) if "usd" in f.name]
-        checks += [("lambda_memory_mb", 128 <= self.lambda_memory_mb <= 10240, "128..10240, as Lambda allows"),
-                   ("cold_start_fraction", 0 <= self.cold_start_fraction <= 1, "a fraction, 0..1")]  # fmt: skip
-        return [f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}" for name, ok, rule in checks
-                if not ok]  # fmt: skip
+        memory, fraction = self.lambda_memory_mb, self.cold_start_fraction
+        return out_of_range([
+            *((flag(f.name), getattr(self, f.name), getattr(self, f.name) >= 0, "at least 0")
+              for f in fields(self) if "usd" in f.name),
+            (flag("lambda_memory_mb"), memory, 128 <= memory <= 10240, "128..10240, as Lambda allows"),
+            (flag("cold_start_fraction"), fraction, 0 <= fraction <= 1, "a fraction, 0..1"),
+        ])  # fmt: skip
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a ``Prices`` field."""
+    return f"--{name.replace('_', '-')}"
 
 
 # --- pure cost arithmetic ------------------------------------------------------------------------
@@ -545,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--readme", type=Path, default=None, help="also replace the README's report block")
     parser.add_argument("--no-mlflow", action="store_true", help="write the files only")
     for price in fields(Prices):
-        parser.add_argument(f"--{price.name.replace('_', '-')}", type=type(price.default), default=price.default)
+        parser.add_argument(flag(price.name), type=type(price.default), default=price.default)
     args = parser.parse_args(argv)
     prices = Prices(**{p.name: getattr(args, p.name) for p in fields(Prices)})
     if problems := prices.problems():
