@@ -1,13 +1,13 @@
 # make demo: create the environment, generate the demo data, train both demo models into the
 #            local MLflow store (outputs/mlflow.db) and say where the results are.
-# make test: create the environment and run the tests.
+# make test: create the environments and run the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
 
-.PHONY: venv demo demo-data test lint ui serve frontend synth bench clean
+.PHONY: venv checkov demo demo-data test lint ui serve frontend synth bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements/*.txt package-lock.json
@@ -15,6 +15,15 @@ $(VENV)/.installed: requirements/*.txt package-lock.json
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# checkov, for the tests only: its pins clash with ours, so it has an environment of its own.
+CHECKOV_VENV ?= .venv-checkov
+checkov: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt requirements/checkov-constraints.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements/checkov.txt -c requirements/checkov-constraints.txt
 	touch $@
 
 demo-data: venv
@@ -27,7 +36,7 @@ demo: demo-data
 	@echo "Both runs are in the MLflow store $(STORE)"
 	@echo "Look at them with: make ui   (then open http://127.0.0.1:5000)"
 
-test: venv
+test: venv checkov
 	$(PY) -m pytest
 
 lint: venv

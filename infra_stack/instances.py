@@ -1,16 +1,38 @@
-"""What every EC2 instance of the stack shares: Amazon Linux 2023, IMDSv2, no SSH key (Session
-Manager instead), an encrypted root disk, detailed monitoring, and a bootstrap script from
-``assets/`` with its ``__KEY__`` placeholders filled in."""
+"""What every EC2 instance of the stack shares: Amazon Linux 2023 at a pinned AMI, IMDSv2, no SSH key
+(Session Manager instead), an encrypted root disk, detailed monitoring, a bootstrap script from
+``assets/`` with its ``__KEY__`` placeholders filled in, and read access to its own asset files only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from aws_cdk import Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from infra_stack.nag import acknowledger
+
 ASSETS = Path(__file__).parent / "assets"
+
+
+def amazon_linux(scope: Construct) -> ec2.IMachineImage:
+    """The newest Amazon Linux 2023 when first deployed, then that AMI until the user asks for another.
+
+    With an account and region (every ``cdk deploy``) the AMI is looked up once and cached in
+    ``cdk.context.json``; `cdk context --reset <key>` moves to a newer one. Resolving the SSM
+    parameter at deploy time instead would replace every instance whenever AWS publishes an AMI.
+    An offline synth (no account) can only name the parameter."""
+    stack = Stack.of(scope)
+    pinned = not (Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region))
+    image = ec2.MachineImage.latest_amazon_linux2023(cached_in_context=pinned)
+    if image.get_image(scope).image_id.startswith("dummy-value-for-"):
+        acknowledger(scope)(
+            id="CloudFormation-Validate::E1152",
+            reason="Not looked up yet: the CDK CLI looks the AMI up, caches it and synthesizes again.",
+        )
+    return image
 
 
 def session_manager_role(scope: Construct, construct_id: str) -> iam.Role:
@@ -19,14 +41,21 @@ def session_manager_role(scope: Construct, construct_id: str) -> iam.Role:
     return role
 
 
-def allowed_networks_only(
-    scope: Construct, construct_id: str, *, vpc: ec2.IVpc, what: str, port: int, cidrs: tuple[str, ...]
-) -> ec2.SecurityGroup:
-    """A security group whose only ingress is ``port`` from each of ``cidrs`` (never 0.0.0.0/0: settings refuse it)."""
-    group = ec2.SecurityGroup(scope, construct_id, vpc=vpc, description=f"{what} from the allowed networks only")
-    for cidr in cidrs:
-        group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"{what} from {cidr}")
-    return group
+def grant_read_objects(role: iam.IRole, *assets: s3_assets.Asset) -> None:
+    """``s3:GetObject`` on exactly these asset files. ``Asset.grant_read`` grants the whole CDK staging
+    bucket, every asset of every stack in the account and region."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[asset.bucket.arn_for_objects(asset.s3_object_key) for asset in assets],
+        )
+    )
+
+
+def download(user_data: ec2.UserData, asset: s3_assets.Asset, local_file: str) -> None:
+    """``add_s3_download_command`` without its unquoted ``$(dirname ...)`` (shellcheck SC2046)."""
+    folder = str(Path(local_file).parent)
+    user_data.add_commands(f"mkdir -p '{folder}'", f"aws s3 cp '{asset.s3_object_url}' '{local_file}'")
 
 
 def add_script(user_data: ec2.UserData, name: str, **values: str) -> None:
@@ -37,31 +66,6 @@ def add_script(user_data: ec2.UserData, name: str, **values: str) -> None:
     user_data.add_commands(*text.splitlines())
 
 
-def hardened_instance(
-    scope: Construct,
-    construct_id: str,
-    *,
-    vpc: ec2.IVpc,
-    subnets: ec2.SubnetSelection,
-    instance_type: str,
-    security_group: ec2.ISecurityGroup,
-    role: iam.IRole,
-    user_data: ec2.UserData,
-    disk_gb: int,
-) -> ec2.Instance:
-    return ec2.Instance(
-        scope,
-        construct_id,
-        vpc=vpc,
-        vpc_subnets=subnets,
-        instance_type=ec2.InstanceType(instance_type),
-        machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-        security_group=security_group,
-        role=role,
-        user_data=user_data,
-        require_imdsv2=True,
-        detailed_monitoring=True,
-        block_devices=[
-            ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(disk_gb, encrypted=True))
-        ],
-    )
+def encrypted_root(disk_gb: int) -> list[ec2.BlockDevice]:
+    volume = ec2.BlockDeviceVolume.ebs(disk_gb, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3)
+    return [ec2.BlockDevice(device_name="/dev/xvda", volume=volume)]

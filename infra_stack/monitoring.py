@@ -1,30 +1,32 @@
-"""Monitoring: an SNS topic by e-mail, CloudWatch alarms, a small dashboard, a monthly budget."""
+"""Monitoring: an SNS topic by e-mail (encrypted with a key CloudWatch and Budgets may use: they cannot
+publish to a topic under ``alias/aws/sns``), CloudWatch alarms, a small dashboard, a monthly budget."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 FIVE_MINUTES = Duration.minutes(5)
 
 
-def _ec2_metric(instance: ec2.Instance, name: str, statistic: str = "Maximum") -> cw.Metric:
+def _ec2_metric(dimension: dict[str, str], name: str, statistic: str = "Maximum") -> cw.Metric:
+    """An AWS/EC2 metric of one instance (InstanceId) or of a whole group (AutoScalingGroupName)."""
     return cw.Metric(
-        namespace="AWS/EC2",
-        metric_name=name,
-        dimensions_map={"InstanceId": instance.instance_id},
-        statistic=statistic,
-        period=FIVE_MINUTES,
+        namespace="AWS/EC2", metric_name=name, dimensions_map=dimension, statistic=statistic, period=FIVE_MINUTES
     )
 
 
@@ -37,7 +39,12 @@ class Monitoring(Construct):
         email: str,
         function: lambda_.IFunction,
         api: apigw.RestApi,
-        instances: dict[str, ec2.Instance],
+        mlflow: ec2.Instance,
+        service: autoscaling.AutoScalingGroup,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        sync: lambda_.IFunction,
+        dead_letters: sqs.IQueue,
         database: rds.DatabaseInstance,
         lambda_p99_ms: int,
         api_latency_ms: int,
@@ -46,16 +53,43 @@ class Monitoring(Construct):
         budget_usd: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
+        account, region = Stack.of(self).account, Stack.of(self).region
+        publishers = {  # the service principals that publish here, and the sources they act for
+            "cloudwatch.amazonaws.com": f"arn:{Stack.of(self).partition}:cloudwatch:{region}:{account}:alarm:*",
+            "budgets.amazonaws.com": f"arn:{Stack.of(self).partition}:budgets::{account}:*",
+        }
+        self.key = kms.Key(
             self,
-            "Alarms",
-            display_name="MHIST MLOps alarms",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
+            "TopicKey",
+            description="MHIST alarm topic: CloudWatch alarms and AWS Budgets encrypt what they publish with it",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
         )
+        self.topic = sns.Topic(self, "Alarms", display_name="MHIST MLOps alarms", master_key=self.key, enforce_ssl=True)
+        for service_principal, source in publishers.items():
+            on_behalf = {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": source}}
+            principal = iam.ServicePrincipal(service_principal)
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[principal],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions=on_behalf,
+                )
+            )
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[principal],
+                    actions=["sns:Publish"],
+                    resources=[self.topic.topic_arn],
+                    conditions=on_behalf,
+                )
+            )
         self.topic.add_subscription(subscriptions.EmailSubscription(email))
         action = cw_actions.SnsAction(self.topic)
         gte = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        mlflow_id = {"InstanceId": mlflow.instance_id}
+        group = {"AutoScalingGroupName": service.auto_scaling_group_name}
         alarms: dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator]] = {
             "LambdaErrors": (function.metric_errors(period=FIVE_MINUTES), 1, gte),
             "LambdaThrottles": (function.metric_throttles(period=FIVE_MINUTES), 1, gte),
@@ -68,10 +102,30 @@ class Monitoring(Construct):
                 db_free_storage_gb * 1024**3,
                 cw.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
             ),
+            "MlflowStatusCheck": (_ec2_metric(mlflow_id, "StatusCheckFailed"), 1, gte),
+            "MlflowCpu": (_ec2_metric(mlflow_id, "CPUUtilization", "Average"), cpu_percent, gte),
+            "ServiceStatusCheck": (_ec2_metric(group, "StatusCheckFailed"), 1, gte),
+            "ServiceCpu": (_ec2_metric(group, "CPUUtilization", "Average"), cpu_percent, gte),
+            # a target that fails /ready (no model, a model that does not load, a dead container)
+            "ServiceUnhealthyHosts": (target_group.metrics.unhealthy_host_count(period=FIVE_MINUTES), 1, gte),
+            "Service5xx": (
+                target_group.metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=FIVE_MINUTES),
+                1,
+                gte,
+            ),
+            "LoadBalancer5xx": (
+                load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=FIVE_MINUTES),
+                1,
+                gte,
+            ),
+            # the model store is stale: a publish that did not reach EFS
+            "SyncErrors": (sync.metric_errors(period=FIVE_MINUTES), 1, gte),
+            "SyncDeadLetters": (
+                dead_letters.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
+                1,
+                gte,
+            ),
         }
-        for name, instance in instances.items():
-            alarms[f"{name}StatusCheck"] = (_ec2_metric(instance, "StatusCheckFailed"), 1, gte)
-            alarms[f"{name}Cpu"] = (_ec2_metric(instance, "CPUUtilization", "Average"), cpu_percent, gte)
         self.alarms = {}
         for name, (metric, threshold, comparison) in alarms.items():
             alarm = cw.Alarm(
@@ -99,7 +153,16 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(title="API latency and 5XX", left=[api.metric_latency()], right=[api.metric_server_error()]),
             cw.GraphWidget(
-                title="EC2 CPU", left=[_ec2_metric(i, "CPUUtilization", "Average") for i in instances.values()]
+                title="EC2 service: requests per target and healthy hosts",
+                left=[target_group.metrics.request_count_per_target()],
+                right=[target_group.metrics.healthy_host_count()],
+            ),
+            cw.GraphWidget(
+                title="EC2 CPU",
+                left=[
+                    _ec2_metric(mlflow_id, "CPUUtilization", "Average"),
+                    _ec2_metric(group, "CPUUtilization", "Average"),
+                ],
             ),
             cw.GraphWidget(
                 title="RDS CPU and free storage",
@@ -108,8 +171,8 @@ class Monitoring(Construct):
             ),
         )
 
-        notify = [budgets.CfnBudget.SubscriberProperty(subscription_type="EMAIL", address=email)]
-        budgets.CfnBudget(
+        notify = [budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=self.topic.topic_arn)]
+        budget = budgets.CfnBudget(
             self,
             "Budget",
             budget=budgets.CfnBudget.BudgetDataProperty(
@@ -130,3 +193,4 @@ class Monitoring(Construct):
                 for percent in (80, 100)
             ],
         )
+        budget.node.add_dependency(self.topic)  # its policy must let Budgets publish before the budget checks

@@ -1,12 +1,13 @@
-"""Network: two AZs, public and private subnets, no NAT by default, an S3 gateway endpoint."""
+"""Network: two AZs; public subnets hold only the load balancer and the NAT gateway, private ones the rest;
+an S3 gateway endpoint; interface endpoints behind a switch."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra_stack.log_groups import log_group
 from infra_stack.nag import acknowledger
 
 INTERFACE_ENDPOINTS = {
@@ -21,7 +22,8 @@ INTERFACE_ENDPOINTS = {
 
 
 class Network(Construct):
-    """Without NAT, private parts reach AWS only through endpoints: S3 always, the rest on a switch."""
+    """Private parts install their software through the NAT gateway and reach S3 through the gateway
+    endpoint; the interface endpoints, when switched on, keep AWS API traffic off the NAT."""
 
     def __init__(
         self,
@@ -34,7 +36,6 @@ class Network(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        private_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -42,13 +43,13 @@ class Network(Construct):
             nat_gateways=nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=24),
+                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=24),
             ],
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
         )
         self.public = ec2.SubnetSelection(subnet_group_name="public")
         self.private = ec2.SubnetSelection(subnet_group_name="private")
-        flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        flow_logs = log_group(self, "FlowLogs", log_retention)
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         if interface_endpoints:
             endpoint_sg = ec2.SecurityGroup(

@@ -31,7 +31,7 @@ class SettingsError(ValueError):
 class StackSettings:
     stack_name: str = "MhistMlops"
     max_azs: int = 2
-    nat_gateways: int = 0
+    nat_gateways: int = 1
     interface_endpoints: bool = False
     allowed_cidrs: tuple[str, ...] = ()
     alarm_email: str = ""
@@ -45,11 +45,18 @@ class StackSettings:
     mlflow_port: int = 5000
     service_instance_type: str = "c7i.large"
     service_port: int = 8080
+    service_min_instances: int = 1
+    service_desired_instances: int | None = None  # None: the group starts at its minimum, scaling decides after
+    service_max_instances: int = 2
+    service_cpu_target_percent: int = 60
+    service_requests_per_target: int | None = None  # per minute; None: scale on CPU alone
+    certificate_arn: str | None = None  # ACM certificate for the load balancer: HTTPS, and MLflow published
+    public_host_names: tuple[str, ...] = ()  # DNS names that point at the load balancer (the certificate's)
     model_name: str = "vit_base_patch16_224"
     model_variant: str = "auto"
     lambda_memory_mb: int = 3008
     lambda_timeout_s: int = 29
-    lambda_reserved_concurrency: int = 10
+    lambda_reserved_concurrency: int | None = None
     api_rate_limit: int = 20
     api_burst_limit: int = 40
     api_quota_per_day: int = 10000
@@ -68,11 +75,11 @@ class StackSettings:
         """The settings from the app's whole context. The CDK CLI passes ``-c`` values as strings, so a
         string is read as the setting's type (``"3"``, ``"false"``, ``"10.0.0.0/8,192.168.1.0/24"``)."""
         values = {**_block(context.get(CONTEXT_KEY)), **_overrides(context)}
-        known = {f.name: f.default for f in fields(cls)}
+        known = {f.name: OPTIONAL.get(f.name, f.default) for f in fields(cls)}
         problems = [_unknown(key, known) for key in sorted(set(values) - set(known))]
         typed, wrong_type = {}, set()
         for key in sorted(values.keys() & known.keys()):
-            converted, problem = _as_type_of(known[key], values[key])
+            converted, problem = _as_type_of(known[key], values[key], nullable=key in OPTIONAL)
             if problem:
                 wrong_type.add(key)
                 problems.append(f"{key} {problem}, got {values[key]!r}")
@@ -91,7 +98,8 @@ class StackSettings:
         checks = [
             ("stack_name", self.stack_name, STACK_NAME.fullmatch(self.stack_name), "a CloudFormation stack name"),
             ("max_azs", self.max_azs, self.max_azs >= 2, "at least 2 (RDS and EFS span two zones)"),
-            ("nat_gateways", self.nat_gateways, 0 <= self.nat_gateways <= self.max_azs, "0..max_azs"),
+            ("nat_gateways", self.nat_gateways, 1 <= self.nat_gateways <= self.max_azs,
+             "1..max_azs (the private instances install their software through it)"),
             ("alarm_email", self.alarm_email, EMAIL.fullmatch(self.alarm_email), "an e-mail address"),
             ("log_retention_days", self.log_retention_days, self.log_retention_days in RETENTION,
              f"one of {sorted(RETENTION)}"),
@@ -110,8 +118,26 @@ class StackSettings:
             ("lambda_memory_mb", self.lambda_memory_mb, 128 <= self.lambda_memory_mb <= 10240, "128..10240"),
             ("lambda_timeout_s", self.lambda_timeout_s, 1 <= self.lambda_timeout_s <= 29,
              "1..29 (API Gateway's limit)"),
-            ("lambda_reserved_concurrency", self.lambda_reserved_concurrency, self.lambda_reserved_concurrency >= 1,
-             "at least 1 (0 would stop the function)"),
+            ("lambda_reserved_concurrency", self.lambda_reserved_concurrency,
+             self.lambda_reserved_concurrency is None or self.lambda_reserved_concurrency >= 1,
+             "null or at least 1 (0 would stop the function)"),
+            ("service_min_instances", self.service_min_instances, self.service_min_instances >= 1, "at least 1"),
+            ("service_max_instances", self.service_max_instances,
+             self.service_max_instances > self.service_min_instances,
+             "above service_min_instances (a rolling update starts a new instance before it stops an old one)"),
+            ("service_desired_instances", self.service_desired_instances, self.service_desired_instances is None
+             or self.service_min_instances <= self.service_desired_instances <= self.service_max_instances,
+             "null or service_min_instances..service_max_instances"),
+            ("service_cpu_target_percent", self.service_cpu_target_percent, 1 <= self.service_cpu_target_percent <= 100,
+             "1..100"),
+            ("service_requests_per_target", self.service_requests_per_target,
+             self.service_requests_per_target is None or self.service_requests_per_target >= 1,
+             "null or at least 1 (requests per instance per minute)"),
+            ("certificate_arn", self.certificate_arn,
+             self.certificate_arn is None or CERTIFICATE_ARN.fullmatch(self.certificate_arn),
+             "null or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"),
+            ("public_host_names", list(self.public_host_names), not self.public_host_names or self.certificate_arn,
+             "empty without certificate_arn (MLflow is published over HTTPS only)"),
             ("api_rate_limit", self.api_rate_limit, self.api_rate_limit >= 1, "at least 1"),
             ("api_burst_limit", self.api_burst_limit, self.api_burst_limit >= 1, "at least 1"),
             ("api_quota_per_day", self.api_quota_per_day, self.api_quota_per_day >= 1, "at least 1"),
@@ -125,6 +151,9 @@ class StackSettings:
         for name in ("mlflow_instance_type", "service_instance_type", "db_instance_type"):
             value = getattr(self, name)
             checks.append((name, value, INSTANCE_TYPE.fullmatch(value.removeprefix("db.")), "like t3.small"))
+        checks += [
+            ("public_host_names", name, HOST_NAME.fullmatch(name), "DNS names") for name in self.public_host_names
+        ]
         failed = [(name, f"{name} must be {rule}, got {value!r}") for name, value, ok, rule in checks if not ok]
         return [("allowed_cidrs", problem) for problem in self._cidr_problems()] + failed
 
@@ -138,18 +167,38 @@ class StackSettings:
             except ValueError:
                 problems.append(f"allowed_cidrs: {cidr!r} is not a CIDR block")
                 continue
-            if network.prefixlen == 0:
-                problems.append(f"allowed_cidrs: {cidr} opens the services to the whole internet")
+            if network.version != 4:
+                problems.append(f"allowed_cidrs: {cidr} is not an IPv4 block (the load balancer is IPv4 only)")
+            elif network.prefixlen < MIN_PREFIX:  # 0.0.0.0/1 + 128.0.0.0/1 would be the whole internet
+                problems.append(
+                    f"allowed_cidrs: {cidr} is wider than /{MIN_PREFIX}; name the networks that need access"
+                )
         return problems
 
 
 CONTEXT_KEY = "mhist"
 # the other settings a rule reads: not judged against a default standing in for a value of the wrong type
-READS = {"nat_gateways": ("max_azs",), "alarm_db_free_storage_gb": ("db_allocated_storage_gb",)}
+READS = {
+    "nat_gateways": ("max_azs",),
+    "alarm_db_free_storage_gb": ("db_allocated_storage_gb",),
+    "service_max_instances": ("service_min_instances",),
+    "service_desired_instances": ("service_min_instances", "service_max_instances"),
+    "public_host_names": ("certificate_arn",),
+}
+# settings that may be null, with a value of the type they take otherwise
+OPTIONAL = {
+    "service_desired_instances": 0,
+    "service_requests_per_target": 0,
+    "lambda_reserved_concurrency": 0,
+    "certificate_arn": "",
+}
+MIN_PREFIX = 8
 STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+")
+HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE)
 
 
 def _overrides(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,8 +228,10 @@ def _unknown(key: str, known: Mapping[str, object]) -> str:
     return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def _as_type_of(default: object, value: object) -> tuple[object, str]:
+def _as_type_of(default: object, value: object, *, nullable: bool = False) -> tuple[object, str]:
     """``value`` as the type of the setting's default, or why it cannot be: (value, problem)."""
+    if nullable and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))):
+        return None, ""
     if isinstance(default, bool):
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true", ""

@@ -1,34 +1,39 @@
-"""Tracking: the S3 artifact bucket, RDS PostgreSQL, and the EC2 MLflow server that runs
-``infra_stack/assets/mlflow_server.sh`` (the script the tests run locally) as a systemd service."""
+"""Tracking: the S3 artifact bucket, RDS PostgreSQL (TLS only), and the EC2 MLflow server in a private
+subnet that runs ``infra_stack/assets/mlflow_server.sh`` (the script the tests run locally) behind
+MLflow's basic-auth app, its admin password generated in Secrets Manager."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_elasticloadbalancingv2_targets as targets
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra_stack.instances import ASSETS, add_script, allowed_networks_only, hardened_instance, session_manager_role
-from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, cdk_assets, managed, objects_of
+from infra_stack.buckets import private_bucket
+from infra_stack.instances import (
+    ASSETS,
+    add_script,
+    amazon_linux,
+    download,
+    encrypted_root,
+    grant_read_objects,
+    session_manager_role,
+)
+from infra_stack.log_groups import log_group
+from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, checkov_skip, managed, objects_of
 
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
-
-
-def _bucket(scope: Construct, construct_id: str, **kwargs: object) -> s3.Bucket:
-    return s3.Bucket(
-        scope,
-        construct_id,
-        encryption=s3.BucketEncryption.S3_MANAGED,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        removal_policy=RemovalPolicy.RETAIN,
-        **kwargs,
-    )
+MLFLOW_PREFIX = "mlflow/"  # the server's artifacts; serving/ is the publisher's alone
+BOOT_TIMEOUT = Duration.minutes(20)
 
 
 class Tracking(Construct):
@@ -38,9 +43,7 @@ class Tracking(Construct):
         construct_id: str,
         *,
         vpc: ec2.IVpc,
-        public: ec2.SubnetSelection,
-        private: ec2.SubnetSelection,
-        allowed_cidrs: tuple[str, ...],
+        subnets: ec2.SubnetSelection,
         port: int,
         instance_type: str,
         db_instance_type: str,
@@ -48,15 +51,17 @@ class Tracking(Construct):
         db_backup_days: int,
         db_deletion_protection: bool,
         noncurrent_days: int,
+        access_logs: s3.IBucket,
+        listener: elbv2.ApplicationListener | None,
+        public_host_names: list[str],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = _bucket(self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED)
-        self.bucket = _bucket(
+        self.bucket = private_bucket(
             self,
             "Artifacts",
             versioned=True,
-            server_access_logs_bucket=self.access_logs,
+            server_access_logs_bucket=access_logs,
             server_access_logs_prefix="artifacts/",
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -65,15 +70,18 @@ class Tracking(Construct):
                 )
             ],
         )
+        engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9)
         self.database = rds.DatabaseInstance(
             self,
             "Database",
-            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9),
+            engine=engine,
             instance_type=ec2.InstanceType(db_instance_type),
             vpc=vpc,
-            vpc_subnets=private,
+            vpc_subnets=subnets,
             credentials=rds.Credentials.from_generated_secret("mlflow"),
             database_name="mlflow",
+            parameter_group=rds.ParameterGroup(self, "DbParameters", engine=engine, parameters={"rds.force_ssl": "1"}),
+            ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
             allocated_storage=db_storage_gb,
             storage_encrypted=True,
             publicly_accessible=False,
@@ -83,43 +91,80 @@ class Tracking(Construct):
             auto_minor_version_upgrade=True,
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
+        self.admin_secret = secretsmanager.Secret(
+            self,
+            "AdminSecret",
+            description="MLflow basic-auth admin (user and password for MLFLOW_TRACKING_USERNAME/PASSWORD)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": "admin"}),
+                generate_string_key="password",
+                exclude_punctuation=True,  # it lands in an .ini file, where '%' would be interpolated
+                password_length=32,
+            ),
+        )
 
-        self.security_group = allowed_networks_only(
-            self, "ServerSg", vpc=vpc, what="MLflow UI/API", port=port, cidrs=allowed_cidrs
+        self.security_group = ec2.SecurityGroup(
+            self, "ServerSg", vpc=vpc, description="MLflow server: from the load balancer only (added by the target)"
         )
         role = session_manager_role(self, "ServerRole")
-        self.bucket.grant_read_write(role)
+        self.bucket.grant_read_write(role, f"{MLFLOW_PREFIX}*")
         self.database.secret.grant_read(role)
-        self.log_group = logs.LogGroup(
-            self, "ServerLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
+        self.admin_secret.grant_read(role)
+        self.log_group = log_group(self, "ServerLogs", log_retention)
         self.log_group.grant_write(role)
-        script = s3_assets.Asset(self, "ServerScript", path=str(ASSETS / "mlflow_server.sh"))
-        requirements = s3_assets.Asset(self, "ServerRequirements", path=str(REQUIREMENTS))
-        for asset in (script, requirements):
-            asset.grant_read(role)
-
+        files = {
+            "/opt/mlflow/mlflow_server.sh": ASSETS / "mlflow_server.sh",
+            "/opt/mlflow/mlflow_config.sh": ASSETS / "mlflow_config.sh",
+            "/opt/mlflow/requirements.txt": REQUIREMENTS,
+        }
         user_data = ec2.UserData.for_linux()
-        user_data.add_s3_download_command(
-            bucket=script.bucket, bucket_key=script.s3_object_key, local_file="/opt/mlflow/mlflow_server.sh"
-        )
-        user_data.add_s3_download_command(
-            bucket=requirements.bucket, bucket_key=requirements.s3_object_key, local_file="/opt/mlflow/requirements.txt"
-        )
+        assets = [s3_assets.Asset(self, Path(source).name, path=str(source)) for source in files.values()]
+        for asset, target in zip(assets, files, strict=True):
+            download(user_data, asset, target)
+        grant_read_objects(role, *assets)
+        add_script(user_data, "wait_until.sh")
+        # Host names MLflow answers to (it checks the Host header): Session Manager's local forward,
+        # and the load balancer's names when it publishes MLflow.
+        hosts = ["localhost:*", "127.0.0.1:*", *(f"{name}:{port}" for name in public_host_names)]
         add_script(
             user_data,
             "mlflow_user_data.sh",
-            SECRET_ARN=self.database.secret.secret_arn,
+            DB_SECRET_ARN=self.database.secret.secret_arn,
+            ADMIN_SECRET_ARN=self.admin_secret.secret_arn,
             DB_HOST=self.database.db_instance_endpoint_address,
-            BUCKET=self.bucket.bucket_name,
+            ARTIFACTS=self.bucket.s3_url_for_object(MLFLOW_PREFIX.rstrip("/")),
             PORT=str(port),
+            ALLOWED_HOSTS=",".join(hosts),
             LOG_GROUP=self.log_group.log_group_name,
         )
-        self.server = hardened_instance(
-            self, "Server", vpc=vpc, subnets=public, instance_type=instance_type,
-            security_group=self.security_group, role=role, user_data=user_data, disk_gb=20,
-        )  # fmt: skip
+        self.server = ec2.Instance(
+            self,
+            "Server",
+            vpc=vpc,
+            vpc_subnets=subnets,
+            instance_type=ec2.InstanceType(instance_type),
+            machine_image=amazon_linux(self),
+            security_group=self.security_group,
+            role=role,
+            user_data=user_data,
+            user_data_causes_replacement=True,  # a stop/start would not run the new script
+            require_imdsv2=True,  # (http_tokens trips cdk-nag EC26 in a stack that has a launch template)
+            detailed_monitoring=True,
+            block_devices=encrypted_root(20),
+            resource_signal_timeout=BOOT_TIMEOUT,
+        )
+        user_data.add_signal_on_exit_command(self.server)
+        self.server.node.add_dependency(self.database)  # the boot runs `mlflow db upgrade` against it
         self.database.connections.allow_default_port_from(self.server, "MLflow server to PostgreSQL")
+        if listener is not None:
+            listener.add_targets(
+                "Mlflow",
+                port=port,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                targets=[targets.InstanceTarget(self.server, port)],
+                health_check=elbv2.HealthCheck(path="/health", healthy_http_codes="200"),
+                deregistration_delay=Duration.seconds(30),
+            )
         self.port = port
         acknowledge = acknowledger(self)
         acknowledge(
@@ -133,8 +178,9 @@ class Tracking(Construct):
         )
         acknowledge(
             id="AwsSolutions-SMG4",
-            reason="The MLflow server reads the password at boot; rotation "
-            "would need a restart hook and a rotation function in the VPC. Rotate by redeploying.",
+            reason="Not rotated. The MLflow server reads both passwords at boot, so a rotated database "
+            "password breaks it until it is replaced, and MLflow keeps the admin password in its own user "
+            "table once created (change it there and here together).",
         )
         acknowledge(
             id="AwsSolutions-EC29",
@@ -148,8 +194,21 @@ class Tracking(Construct):
         )
         acknowledge(
             id="AwsSolutions-IAM5",
-            findings=[*S3_READ, *S3_WRITE, objects_of(self.bucket), cdk_assets(self)],
-            reason="Object-level wildcards from CDK grants, scoped to the "
-            "artifact bucket (MLflow reads and writes any run's artifacts) and to this stack's asset "
-            "objects in the CDK staging bucket.",
+            findings=[*S3_READ, *S3_WRITE, objects_of(self.bucket, f"/{MLFLOW_PREFIX}*")],
+            reason="Object-level wildcards from CDK grants, scoped to mlflow/ of the artifact bucket "
+            "(MLflow reads and writes any run's artifacts there).",
         )
+        checkov_skip(self.database, "CKV_AWS_157", "Single-AZ on purpose (cdk-nag RDS3 above): cost, not serving.")
+        checkov_skip(self.database, "CKV_AWS_118", "Enhanced monitoring costs more than this small tracking DB earns.")
+        checkov_skip(self.database, "CKV_AWS_161", "MLflow connects with a password over verified TLS, not IAM.")
+        checkov_skip(
+            self.database.node.find_child("Secret"),
+            "CKV_AWS_149",
+            "The aws/secretsmanager key: only this account's roles read it.",
+        )
+        checkov_skip(
+            self.server.instance,
+            "CKV_AWS_46",
+            "The user data names the secrets' ARNs, never their values: mlflow_config.sh reads those at boot.",
+        )
+        checkov_skip(self.admin_secret, "CKV_AWS_149", "The aws/secretsmanager key: only this account's roles read it.")

@@ -13,7 +13,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg2
 
 
 def free_port() -> int:
@@ -40,26 +43,117 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+@dataclass(frozen=True)
+class Postgres:
+    """A running cluster: ``uri`` has no password (libpq reads it from ``pgpass``, or PGPASSWORD)."""
+
+    uri: str
+    host: str
+    port: int
+    password: str
+    ca: Path  # the authority that signed the server's certificate
+
+    def connect(self) -> psycopg2.extensions.connection:
+        return psycopg2.connect(self.uri, password=self.password, sslmode="verify-full", sslrootcert=str(self.ca))
+
+
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """A throwaway cluster on a free loopback port; yields a postgresql:// URI to database mlflow."""
+def postgres_cluster(password: str = "pg-password-under-test") -> Iterator[Postgres]:
+    """A throwaway cluster on a free loopback port as RDS runs one (``rds.force_ssl``): TLS only, with a
+    password, its certificate signed by a test authority; database ``mlflow``, user ``mlflow``."""
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     base = Path(tempfile.mkdtemp(prefix="mhist-pg-"))  # pytest's tmp root is closed to other users
     data, port = base / "pgdata", free_port()
+    tls = certificate_authority(base / "tls", "127.0.0.1")
+    (base / "pwfile").write_text(password)
     if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    subprocess.run(_as_postgres(["initdb", "-D", str(data), "-U", "mlflow", "--auth=trust"]), check=True,
-                   capture_output=True)  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base}"
-    subprocess.run(_as_postgres(["pg_ctl", "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-                   check=True, capture_output=True)  # fmt: skip
+        for path in (base, base / "pwfile", tls.key):
+            shutil.chown(path, "postgres")
+    tls.key.chmod(0o600)  # PostgreSQL refuses a key others can read
+    subprocess.run(
+        _as_postgres(
+            ["initdb", "-D", str(data), "-U", "mlflow", "--auth=scram-sha-256", f"--pwfile={base / 'pwfile'}"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    (data / "pg_hba.conf").write_text("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c ssl=on "
+        f"-c ssl_cert_file={tls.certificate} -c ssl_key_file={tls.key}"
+    )
+    subprocess.run(
+        _as_postgres(["pg_ctl", "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True)
-        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+        env = {**os.environ, "PGPASSWORD": password, "PGSSLMODE": "require"}
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True, env=env)
+        yield Postgres(f"postgresql://mlflow@127.0.0.1:{port}/mlflow", "127.0.0.1", port, password, tls.ca)
     finally:
         subprocess.run(_as_postgres(["pg_ctl", "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def certificate_authority(folder: Path, address: str, name: str = "mhist test CA") -> Tls:
+    """A test certificate authority called ``name`` and a server certificate it signed for ``address``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def issue(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name,
+        signer: ec.EllipticCurvePrivateKey,
+        *,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ca = issue(name, ca_key, ca_name, ca_key, ca=True)
+    server = issue(address, server_key, ca_name, ca_key, ca=False)
+    tls = Tls(folder / "ca.pem", folder / "server.crt", folder / "server.key")
+    tls.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    tls.certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    tls.key.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return tls
 
 
 @contextmanager

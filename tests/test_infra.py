@@ -17,37 +17,24 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra_stack.settings import SettingsError, StackSettings
-from infra_stack.stack import MhistStack
 from tests.conftest import REPO
+from tests.stacks import CONTEXT, resources, stack_in, synth
 
-CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
 ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"}
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-
-def synth(tmp_path: Path, **overrides: object) -> tuple[MhistStack, Template]:
-    context = {**CONTEXT, "mhist": {**CONTEXT["mhist"], **overrides}}
-    app = cdk.App(context=context, outdir=str(tmp_path))
-    stack = MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context))
-    return stack, Template.from_stack(stack)
 
 
 @pytest.fixture(scope="module")
-def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[MhistStack, Template]:
+def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return synth(tmp_path_factory.mktemp("cdk"))
 
 
 @pytest.fixture(scope="module")
-def template(stack_template) -> Template:  # noqa: ANN001
+def template(stack_template: tuple) -> Template:
     return stack_template[1]
 
 
-def resources(template: Template, kind: str) -> dict[str, dict]:
-    return template.find_resources(kind)
-
-
-def test_network_has_two_azs_no_nat_and_an_s3_gateway_endpoint(template: Template) -> None:
-    template.resource_count_is("AWS::EC2::NatGateway", 0)
+def test_network_has_two_azs_one_nat_and_an_s3_gateway_endpoint(template: Template) -> None:
+    template.resource_count_is("AWS::EC2::NatGateway", 1)
     assert len(resources(template, "AWS::EC2::Subnet")) == 4  # public + private in each of 2 AZs
     endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
     assert [e["Properties"].get("VpcEndpointType", "Gateway") for e in endpoints] == ["Gateway"]
@@ -69,12 +56,12 @@ def test_nothing_is_open_to_the_internet(template: Template) -> None:
             assert rule.get("CidrIpv6") != "::/0"
     for rule in resources(template, "AWS::EC2::SecurityGroupIngress").values():
         assert rule["Properties"].get("CidrIp") != "0.0.0.0/0"
-    mlflow_rules = [r for g in resources(template, "AWS::EC2::SecurityGroup").values()
-                    for r in g["Properties"].get("SecurityGroupIngress", []) if r.get("FromPort") == 5000]  # fmt: skip
-    assert [(r["CidrIp"], r["ToPort"]) for r in mlflow_rules] == [("203.0.113.0/24", 5000)]
+    from_networks = [(r["CidrIp"], r["FromPort"]) for g in resources(template, "AWS::EC2::SecurityGroup").values()
+                     for r in g["Properties"].get("SecurityGroupIngress", []) if "CidrIp" in r]  # fmt: skip
+    assert from_networks == [("203.0.113.0/24", 80)]  # the load balancer; without a certificate, MLflow is private
 
 
-def test_artifact_bucket_is_private_encrypted_versioned_and_tls_only(stack_template) -> None:  # noqa: ANN001
+def test_artifact_bucket_is_private_encrypted_versioned_and_tls_only(stack_template: tuple) -> None:
     stack, template = stack_template
     bucket_id = stack.get_logical_id(stack.tracking.bucket.node.default_child)
     bucket = resources(template, "AWS::S3::Bucket")[bucket_id]["Properties"]
@@ -96,7 +83,10 @@ def test_database_is_private_encrypted_backed_up_with_a_generated_secret(templat
     template.has_resource_properties("AWS::RDS::DBInstance", {
         "Engine": "postgres", "StorageEncrypted": True, "PubliclyAccessible": False,
         "BackupRetentionPeriod": 7, "DeletionProtection": True, "DBName": "mlflow",
+        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
     })  # fmt: skip
+    # RDS refuses connections without TLS (PostgreSQL's own default on RDS since 15, pinned here)
+    template.has_resource_properties("AWS::RDS::DBParameterGroup", {"Parameters": {"rds.force_ssl": "1"}})
     template.has_resource_properties("AWS::SecretsManager::Secret", {
         "GenerateSecretString": Match.object_like({"SecretStringTemplate": '{"username":"mlflow"}'})})  # fmt: skip
 
@@ -107,29 +97,18 @@ def test_deletion_protection_is_a_parameter(tmp_path: Path) -> None:
 
 
 def test_instances_require_imdsv2_have_no_ssh_key_and_encrypted_disks(template: Template) -> None:
-    instances = resources(template, "AWS::EC2::Instance")
-    assert len(instances) == 2
-    for instance in instances.values():
-        properties = instance["Properties"]
+    (instance,) = resources(template, "AWS::EC2::Instance").values()  # MLflow; the service is a group
+    templates = [
+        t["Properties"]["LaunchTemplateData"] for t in resources(template, "AWS::EC2::LaunchTemplate").values()
+    ]
+    assert len(templates) == 2
+    assert [t["MetadataOptions"]["HttpTokens"] for t in templates] == ["required"] * 2
+    service = next(t for t in templates if "BlockDeviceMappings" in t)
+    for properties in (instance["Properties"], service):
         assert "KeyName" not in properties
         assert properties["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
-        assert properties["Monitoring"] is True
-    templates = resources(template, "AWS::EC2::LaunchTemplate").values()
-    assert [t["Properties"]["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] for t in templates] == [
-        "required"
-    ] * 2
-
-
-def test_mlflow_user_data_runs_the_tracking_server_script(template: Template) -> None:
-    user_data = json.dumps(next(
-        i["Properties"]["UserData"] for i in resources(template, "AWS::EC2::Instance").values()
-        if "mlflow" in json.dumps(i["Properties"]["UserData"])))  # fmt: skip
-    assert "/opt/mlflow/mlflow_server.sh" in user_data
-    assert "systemctl enable --now mlflow.service" in user_data
-    assert "postgresql+psycopg2://mlflow:" in user_data
-    assert "secretsmanager get-secret-value" in user_data
-    assert "amazon-cloudwatch-agent-ctl" in user_data  # its log goes to CloudWatch Logs
-    assert "/var/log/mlflow/server.log" in user_data
+    assert instance["Properties"]["Monitoring"] is True
+    assert service["Monitoring"] == {"Enabled": True}
 
 
 def test_models_live_on_encrypted_backed_up_efs_with_an_access_point(template: Template) -> None:
@@ -143,11 +122,12 @@ def test_models_live_on_encrypted_backed_up_efs_with_an_access_point(template: T
 
 def test_lambda_is_an_image_mounting_the_models(template: Template) -> None:
     template.has_resource_properties("AWS::Lambda::Function", {
-        "PackageType": "Image", "MemorySize": 3008, "Timeout": 29, "ReservedConcurrentExecutions": 10,
+        "PackageType": "Image", "MemorySize": 3008, "Timeout": 29,
         "Environment": {"Variables": {"MODEL_ROOT": "/mnt/models", "MODEL_NAME": "vit_base_patch16_224",
                                       "MODEL_VARIANT": "auto"}},
         "FileSystemConfigs": [Match.object_like({"LocalMountPath": "/mnt/models"})],
         "VpcConfig": Match.any_value(),
+        "ReservedConcurrentExecutions": Match.absent(),
     })  # fmt: skip
 
 
@@ -178,8 +158,11 @@ def test_every_log_group_has_a_retention(template: Template) -> None:
 def test_alarms_dashboard_and_budget(template: Template) -> None:
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
     names = {a["AlarmDescription"].removeprefix("MHIST: ") for a in alarms}
-    assert names == {"LambdaErrors", "LambdaThrottles", "LambdaP99Duration", "Api5xx", "ApiLatency", "DbCpu",
-                     "DbFreeStorage", "MlflowStatusCheck", "MlflowCpu", "ServiceStatusCheck", "ServiceCpu"}  # fmt: skip
+    assert names == {
+        "LambdaErrors", "LambdaThrottles", "LambdaP99Duration", "Api5xx", "ApiLatency", "DbCpu", "DbFreeStorage",
+        "MlflowStatusCheck", "MlflowCpu", "ServiceStatusCheck", "ServiceCpu", "ServiceUnhealthyHosts", "Service5xx",
+        "LoadBalancer5xx", "SyncErrors", "SyncDeadLetters",
+    }  # fmt: skip
     assert all(a["AlarmActions"] for a in alarms)
     template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml-alerts@example.com"}
@@ -193,7 +176,9 @@ def test_alarms_dashboard_and_budget(template: Template) -> None:
 
 def test_outputs_say_where_everything_is(template: Template) -> None:
     outputs = template.find_outputs("*")
-    assert {"ApiUrl", "ApiKeyId", "ServiceUrl", "MlflowUrl", "MlflowPortForward", "ArtifactBucket"} <= set(outputs)
+    ours = {"ApiUrl", "ApiKeyId", "ServiceUrl", "MlflowPortForward", "MlflowCredentials", "ArtifactBucket"}
+    assert ours <= set(outputs)
+    assert "MlflowUrl" not in outputs  # only when the load balancer publishes MLflow (certificate_arn)
 
 
 def test_sync_function_is_notified_of_the_serving_prefix(template: Template) -> None:
@@ -211,14 +196,18 @@ def test_sync_function_is_notified_of_the_serving_prefix(template: Template) -> 
 
 
 def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_path: Path) -> None:
-    context = {**CONTEXT}
-    app = cdk.App(context=context, outdir=str(tmp_path / "clean"))
-    MhistStack(app, "MhistMlops", settings=StackSettings.from_context(context))
+    app = cdk.App(context=CONTEXT, outdir=str(tmp_path / "clean"))
+    stack_in(app)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # raises on any unacknowledged finding
+    acknowledged = json.loads((tmp_path / "clean" / "MhistMlops.metadata.json").read_text())  # the README's file
+    rules = {rule for entries in acknowledged.values() for entry in entries
+             if entry["type"] == "aws:cdk:acknowledged-rules" for rule in entry["data"]}  # fmt: skip
+    assert "Annotation::AwsSolutions-APIG4" in rules
+    assert json.loads((tmp_path / "clean" / "validation-report.json").read_text())["pluginReports"] == []
 
-    bad = cdk.App(context=context, outdir=str(tmp_path / "bad"))
-    stack = MhistStack(bad, "MhistMlops", settings=StackSettings.from_context(context))
+    bad = cdk.App(context=CONTEXT, outdir=str(tmp_path / "bad"))
+    stack = stack_in(bad)
     open_sg = ec2.SecurityGroup(stack, "Open", vpc=stack.network.vpc, description="deliberately open")
     open_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(22))
     Validations.of(bad).add_plugins(AwsSolutionsChecks(bad))
@@ -232,7 +221,16 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"allowed_cidrs": ["0.0.0.0/0"]}, "whole internet"),
+        ({"allowed_cidrs": ["0.0.0.0/0"]}, "0.0.0.0/0 is wider than /8"),
+        ({"allowed_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "0.0.0.0/1 is wider than /8"),  # together, the internet
+        ({"allowed_cidrs": ["10.0.0.0/7"]}, "10.0.0.0/7 is wider than /8"),
+        ({"allowed_cidrs": ["2001:db8::/32"]}, "not an IPv4 block"),
+        ({"nat_gateways": 0}, "nat_gateways must be 1..max_azs \\(the private instances install"),
+        ({"service_max_instances": 1}, "service_max_instances must be above service_min_instances"),
+        ({"service_desired_instances": 3}, "service_desired_instances must be null or service_min_instances"),
+        ({"service_cpu_target_percent": 0}, "service_cpu_target_percent must be 1..100"),
+        ({"certificate_arn": "my-cert"}, "certificate_arn must be null or an ACM certificate ARN"),
+        ({"public_host_names": ["ml.example.org"]}, "public_host_names must be empty without certificate_arn"),
         ({"allowed_cidrs": []}, "allowed_cidrs is empty"),
         ({"allowed_cidrs": ["10.0.0/8"]}, "not a CIDR block"),
         ({"alarm_email": "nobody"}, "alarm_email must be an e-mail address, got 'nobody'"),
@@ -241,6 +239,7 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
         ({"instance_tpye": "t3.small"}, "unknown key 'instance_tpye'"),
         ({"db_instance_type": "db.t4g.micro"}, "db_instance_type must be given without 'db.' \\(the CDK adds it\\)"),
         ({"lambda_reserved_concurrency": 0}, "0 would stop the function"),
+        ({"lambda_reserved_concurrency": "ten"}, "lambda_reserved_concurrency must be a whole number, got 'ten'"),
         ({"alarm_db_free_storage_gb": 20}, "alarm_db_free_storage_gb must be 1..db_allocated_storage_gb - 1"),
         ({"model_name": "vit/base"}, "model_name must be a folder name"),
         ({"max_azs": 2.5}, "max_azs must be a whole number, got 2.5"),
@@ -303,7 +302,10 @@ def test_cdk_synth_through_the_pinned_cli_and_cfn_lint(tmp_path: Path) -> None:
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=500)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "WARNING" not in result.stderr
+    assert "feature flags" not in result.stderr  # "82 feature flags are not configured" before cdk.json set them
     template = out / "MhistMlops.template.json"
+    assert (out / "validation-report.json").exists()  # the files the README names
+    assert (out / "MhistMlops.metadata.json").exists()
     lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert lint.returncode == 0, lint.stdout

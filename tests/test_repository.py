@@ -29,7 +29,7 @@ def test_no_symlink_is_tracked(tracked: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["demo_data", "outputs", "mlruns", "bench/results", ".venv", "cdk.out", "node_modules"]
+    "path", ["demo_data", "outputs", "mlruns", "bench/results", ".venv", ".venv-checkov", "cdk.out", "node_modules"]
 )
 def test_what_the_project_generates_is_ignored_whatever_its_kind(tracked: list[str], path: str) -> None:
     assert git("check-ignore", "--no-index", "-q", path).returncode == 0, f"{path} is not ignored"

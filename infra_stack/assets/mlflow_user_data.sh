@@ -1,34 +1,30 @@
-# MLflow server bootstrap (Amazon Linux 2023). Placeholders __X__ are filled in by infra_stack/tracking.py.
+# MLflow server bootstrap (Amazon Linux 2023), run by cloud-init on a new instance (a changed script
+# replaces the instance). Placeholders __X__ are filled in by infra_stack/tracking.py. CDK's trap above
+# sends this script's exit status to CloudFormation: the deploy fails unless MLflow answers here.
+# No secret is in this script: mlflow_config.sh reads them from Secrets Manager.
 set -euo pipefail
+dnf install -y aws-cfn-bootstrap
 dnf install -y python3.11 python3.11-pip jq amazon-cloudwatch-agent
 python3.11 -m venv /opt/mlflow/venv
 /opt/mlflow/venv/bin/pip install --no-cache-dir -r /opt/mlflow/requirements.txt
+curl -fsS --retry 5 -o /opt/mlflow/rds-ca.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 chmod 755 /opt/mlflow/mlflow_server.sh
 useradd --system --home /opt/mlflow mlflow || true
-secret=$(aws secretsmanager get-secret-value --secret-id "__SECRET_ARN__" --query SecretString --output text)
-password=$(printf '%s' "$secret" | jq -r .password | python3.11 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
-token=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
-public_host=$(curl -s -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/public-hostname)
-umask 077
-cat > /etc/mlflow.env <<ENV
-MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://mlflow:${password}@__DB_HOST__:5432/mlflow
-MLFLOW_ARTIFACTS_DESTINATION=s3://__BUCKET__/mlflow
-MLFLOW_HOST=0.0.0.0
-MLFLOW_PORT=__PORT__
-MLFLOW_WORKERS=2
-MLFLOW_ALLOWED_HOSTS=${public_host}:__PORT__,localhost:__PORT__,127.0.0.1:__PORT__
-MLFLOW_BIN=/opt/mlflow/venv/bin/mlflow
-ENV
-chown mlflow /etc/mlflow.env
+install -d -m 755 -o mlflow /var/log/mlflow
+DB_SECRET_ARN="__DB_SECRET_ARN__" ADMIN_SECRET_ARN="__ADMIN_SECRET_ARN__" DB_HOST="__DB_HOST__" DB_PORT=5432 \
+  CA_BUNDLE=/opt/mlflow/rds-ca.pem MLFLOW_ETC=/etc/mlflow MLFLOW_ARTIFACTS_DESTINATION="__ARTIFACTS__" \
+  MLFLOW_HOST=0.0.0.0 MLFLOW_PORT="__PORT__" MLFLOW_ALLOWED_HOSTS="__ALLOWED_HOSTS__" MLFLOW_BIN=/opt/mlflow/venv/bin/mlflow \
+  bash /opt/mlflow/mlflow_config.sh
+chown -R mlflow /etc/mlflow
 cat > /etc/systemd/system/mlflow.service <<UNIT
 [Unit]
-Description=MLflow tracking server (PostgreSQL + S3)
+Description=MLflow tracking server (PostgreSQL + S3, basic auth)
 After=network-online.target
 Wants=network-online.target
 
 [Service]
 User=mlflow
-EnvironmentFile=/etc/mlflow.env
+EnvironmentFile=/etc/mlflow/mlflow.env
 ExecStart=/opt/mlflow/mlflow_server.sh
 Restart=always
 RestartSec=5
@@ -38,7 +34,6 @@ StandardError=append:/var/log/mlflow/server.log
 [Install]
 WantedBy=multi-user.target
 UNIT
-mkdir -p /var/log/mlflow && chown mlflow /var/log/mlflow
 cat > /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json <<CW
 {"logs": {"logs_collected": {"files": {"collect_list": [
   {"file_path": "/var/log/mlflow/server.log", "log_group_name": "__LOG_GROUP__", "log_stream_name": "{instance_id}"}
@@ -48,3 +43,9 @@ CW
   -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json
 systemctl daemon-reload
 systemctl enable --now mlflow.service
+if ! wait_until 600 answers "http://127.0.0.1:__PORT__/health"; then
+  echo "mlflow: no answer on /health within 10 minutes; the end of its log:" >&2
+  tail -n 50 /var/log/mlflow/server.log >&2
+  exit 1
+fi
+echo "mlflow: answering on port __PORT__"
