@@ -56,6 +56,9 @@ def _response(status: int, document: dict[str, Any]) -> dict[str, Any]:
 def route(method: str, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
     if (method, path) == ("GET", "/health"):
         return 200, {"status": "ok"}
+    if (method, path) == ("GET", "/ready"):  # what the EC2 service's load balancer asks (inference/server.py)
+        predictor = holder.get()
+        return 200, {"status": "ready", "model": predictor.name, "model_version": predictor.version}
     if (method, path) == ("GET", "/metadata"):
         return 200, holder.get().card()
     if method == "POST" and path in ("/predict", "/predict/batch"):

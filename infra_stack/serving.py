@@ -156,7 +156,8 @@ class LambdaApi(Construct):
         predict = self.api.root.add_resource("predict")
         predict.add_method("POST", integration, **options)
         predict.add_resource("batch").add_method("POST", integration, **options)
-        self.api.root.add_resource("health").add_method("GET", integration, **options)
+        for path in ("health", "ready"):
+            self.api.root.add_resource(path).add_method("GET", integration, **options)
         self.api.root.add_resource("metadata").add_method("GET", integration, **options)
         self.api_key = self.api.add_api_key("Key", description="MHIST API clients")
         plan = self.api.add_usage_plan(

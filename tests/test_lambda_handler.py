@@ -121,8 +121,11 @@ def test_v2_base64_binary_body_and_batch(lambda_module) -> None:  # noqa: ANN001
     assert len(answer["predictions"]) == 3
 
 
-def test_health_and_metadata(lambda_module) -> None:  # noqa: ANN001
+def test_health_ready_and_metadata(lambda_module) -> None:  # noqa: ANN001
     assert call(lambda_module, v1(None, path="/health", method="GET")) == (200, {"status": "ok"})
+    status, ready = call(lambda_module, v1(None, path="/ready", method="GET"))
+    assert (status, ready["status"], ready["model"]) == (200, "ready", "mlp-64-32")
+    assert ready["model_version"]
     status, card = call(lambda_module, v2(None, path="/metadata", method="GET"))
     assert status == 200
     assert card["model_name"] == "mlp-64-32"
@@ -183,3 +186,4 @@ def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:
     assert status == 503
     assert document["error"]["code"] == "model_not_ready"
     assert str(tmp_path / "absent" / "model.onnx") in document["error"]["message"]
+    assert call(module, v1(None, path="/ready", method="GET"))[0] == 503
