@@ -64,7 +64,7 @@ class StackSettings:
     alarm_api_latency_ms: int = 5000
     alarm_cpu_percent: int = 80
     alarm_db_free_storage_gb: int = 2
-    budget_monthly_usd: int = 150
+    budget_monthly_usd: int = 250
 
     @property
     def log_retention(self) -> logs.RetentionDays:

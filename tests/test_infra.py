@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -171,7 +172,7 @@ def test_alarms_dashboard_and_budget(template: Template) -> None:
     (budget,) = resources(template, "AWS::Budgets::Budget").values()
     notes = budget["Properties"]["NotificationsWithSubscribers"]
     assert sorted(n["Notification"]["Threshold"] for n in notes) == [80, 100]
-    assert budget["Properties"]["Budget"]["BudgetLimit"] == {"Amount": 150, "Unit": "USD"}
+    assert budget["Properties"]["Budget"]["BudgetLimit"] == {"Amount": 250, "Unit": "USD"}
 
 
 def test_outputs_say_where_everything_is(template: Template) -> None:
@@ -282,6 +283,22 @@ def test_one_setting_at_a_time_from_the_command_line() -> None:
     assert whole.budget_monthly_usd == 40
     with pytest.raises(SettingsError, match=r"^-c mhist=\.\.\.: not JSON \(Expecting"):
         StackSettings.from_context({"mhist": '{"max_azs": 3'})
+
+
+def test_the_readme_settings_table_is_every_setting_with_its_default() -> None:
+    section = (REPO / "README.md").read_text().split("### Settings (`cdk.json`", 1)[1].split("\n\n", 2)[1]
+    documented = {}
+    for row in section.splitlines()[2:]:
+        keys, defaults = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        names = [name.strip("` ") for name in keys.split(",")]
+        values = defaults.split(", ") if len(names) > 1 else [defaults]
+        documented.update(zip(names, values, strict=True))
+
+    def shown(value: object) -> str:
+        return json.dumps(value) if isinstance(value, list | bool) or value is None else str(value)
+
+    assert documented == {key: shown(value) for key, value in CONTEXT["mhist"].items()}
+    assert set(documented) == {f.name for f in dataclasses.fields(StackSettings)}
 
 
 def test_a_bad_setting_ends_cdk_synth_in_one_line() -> None:
