@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Stack, Token
+from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -15,6 +15,9 @@ from constructs import Construct
 from infra_stack.nag import acknowledger
 
 ASSETS = Path(__file__).parent / "assets"
+# How long CloudFormation waits for an instance's signal: packages, the image or pip install, the first
+# model load, and the scripts' own waits (assets/*_user_data.sh), with room.
+BOOT_TIMEOUT = Duration.minutes(20)
 
 
 def amazon_linux(scope: Construct) -> ec2.IMachineImage:

@@ -23,6 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra_stack.instances import (
+    BOOT_TIMEOUT,
     add_script,
     amazon_linux,
     download,
@@ -36,7 +37,6 @@ from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, checkov_skip, 
 REPO = Path(__file__).parent.parent
 MOUNT = "/mnt/models"
 SERVING_PREFIX = "serving/"
-BOOT_TIMEOUT = Duration.minutes(20)  # dnf, the image pull and the first model load, with room
 
 
 def _image(dockerfile: str) -> dict:

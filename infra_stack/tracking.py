@@ -21,6 +21,7 @@ from constructs import Construct
 from infra_stack.buckets import private_bucket
 from infra_stack.instances import (
     ASSETS,
+    BOOT_TIMEOUT,
     add_script,
     amazon_linux,
     download,
@@ -33,7 +34,6 @@ from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, checkov_skip, manag
 
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
 MLFLOW_PREFIX = "mlflow/"  # the server's artifacts; serving/ is the publisher's alone
-BOOT_TIMEOUT = Duration.minutes(20)
 
 
 class Tracking(Construct):
