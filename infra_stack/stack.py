@@ -19,7 +19,7 @@ from infra_stack.tracking import Tracking
 
 
 class MhistStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         s = settings
         retention = s.log_retention

@@ -59,3 +59,17 @@ def model_store(trained: SimpleNamespace, tmp_path_factory: pytest.TempPathFacto
     store = tmp_path_factory.mktemp("models")
     shutil.copytree(trained.export / "model", store / "mlp-64-32")
     return store
+
+
+@pytest.fixture(scope="session")
+def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The stack as cdk.json configures it, synthesized offline: (stack, Template)."""
+    from tests.stacks import synth
+
+    return synth(tmp_path_factory.mktemp("cdk"))
+
+
+@pytest.fixture(scope="session")
+def template(stack_template: tuple) -> object:
+    """Its aws_cdk.assertions.Template (aws_cdk is imported only by the tests that use it)."""
+    return stack_template[1]

@@ -24,16 +24,6 @@ from tests.stacks import CONTEXT, resources, stack_in, synth
 ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"}
 
 
-@pytest.fixture(scope="module")
-def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    return synth(tmp_path_factory.mktemp("cdk"))
-
-
-@pytest.fixture(scope="module")
-def template(stack_template: tuple) -> Template:
-    return stack_template[1]
-
-
 def test_network_has_two_azs_one_nat_and_an_s3_gateway_endpoint(template: Template) -> None:
     template.resource_count_is("AWS::EC2::NatGateway", 1)
     assert len(resources(template, "AWS::EC2::Subnet")) == 4  # public + private in each of 2 AZs
@@ -233,8 +223,10 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
         ({"certificate_arn": "my-cert"}, "certificate_arn must be null or an ACM certificate ARN"),
         ({"public_host_names": ["ml.example.org"]}, "public_host_names must be the names certificate_arn covers"),
         ({"certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}, "public_host_names must be"),
-        ({"certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b", "public_host_names": ["a_b"]},
-         "public_host_names must be DNS names, got 'a_b'"),
+        (
+            {"certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b", "public_host_names": ["a_b"]},
+            "public_host_names must be DNS names, got 'a_b'",
+        ),
         ({"allowed_cidrs": []}, "allowed_cidrs is empty"),
         ({"allowed_cidrs": ["10.0.0/8"]}, "not a CIDR block"),
         ({"alarm_email": "nobody"}, "alarm_email must be an e-mail address, got 'nobody'"),

@@ -121,7 +121,7 @@ def test_v2_base64_binary_body_and_batch(lambda_module) -> None:  # noqa: ANN001
     assert len(answer["predictions"]) == 3
 
 
-def test_health_ready_and_metadata(lambda_module) -> None:  # noqa: ANN001
+def test_health_ready_and_metadata(lambda_module: object) -> None:
     assert call(lambda_module, v1(None, path="/health", method="GET")) == (200, {"status": "ok"})
     status, ready = call(lambda_module, v1(None, path="/ready", method="GET"))
     assert (status, ready["status"], ready["model"]) == (200, "ready", "mlp-64-32")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def endpoints(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def endpoints(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     base = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "MODEL_ROOT": str(model_store), "MODEL_NAME": "mlp-64-32"}
     service, service_url = gunicorn(model_store, base / "gunicorn.log", MODEL_NAME="mlp-64-32")
@@ -63,7 +64,7 @@ def endpoints(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # n
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in S3_KEYS.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
@@ -96,7 +97,7 @@ def deploy(
     boto3.client("cloudformation").create_stack(StackName="MhistMlops", TemplateBody=json.dumps(template))
 
 
-def test_a_serving_stack_passes_every_check(endpoints, aws, capsys) -> None:  # noqa: ANN001
+def test_a_serving_stack_passes_every_check(endpoints: dict, aws: None, capsys: pytest.CaptureFixture) -> None:
     deploy(endpoints)
     assert smoke.main(["--stack", "MhistMlops"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -108,7 +109,7 @@ def test_a_serving_stack_passes_every_check(endpoints, aws, capsys) -> None:  # 
     assert lines[-1] == "6 of 6 checks passed"
 
 
-def test_each_failure_is_named(endpoints, aws, capsys) -> None:  # noqa: ANN001
+def test_each_failure_is_named(endpoints: dict, aws: None, capsys: pytest.CaptureFixture) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     deploy({**endpoints, "service": dead}, api_key="another-key-of-twenty-characters", password="not the admin's")
     assert smoke.main(["--stack", "MhistMlops"]) == 1
@@ -120,7 +121,9 @@ def test_each_failure_is_named(endpoints, aws, capsys) -> None:  # noqa: ANN001
     assert out.splitlines()[-1] == "1 of 5 checks passed"
 
 
-def test_a_private_mlflow_is_not_checked_and_says_how_to_reach_it(endpoints, aws, capsys) -> None:  # noqa: ANN001
+def test_a_private_mlflow_is_not_checked_and_says_how_to_reach_it(
+    endpoints: dict, aws: None, capsys: pytest.CaptureFixture
+) -> None:
     deploy(endpoints, mlflow_published=False)
     assert smoke.main(["--stack", "MhistMlops"]) == 0
     out = capsys.readouterr().out
@@ -130,7 +133,7 @@ def test_a_private_mlflow_is_not_checked_and_says_how_to_reach_it(endpoints, aws
     assert smoke.main(["--stack", "MhistMlops", "--mlflow-url", endpoints["mlflow"]]) == 0  # the forwarded port
 
 
-def test_a_missing_stack_is_one_line(aws, capsys) -> None:  # noqa: ANN001
+def test_a_missing_stack_is_one_line(aws: None, capsys: pytest.CaptureFixture) -> None:
     assert smoke.main(["--stack", "Nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read stack Nope: ")

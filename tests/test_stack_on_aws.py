@@ -24,16 +24,6 @@ CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 
 
 @pytest.fixture(scope="module")
-def stack_template(tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    return synth(tmp_path_factory.mktemp("cdk"))
-
-
-@pytest.fixture(scope="module")
-def template(stack_template: tuple) -> Template:
-    return stack_template[1]
-
-
-@pytest.fixture(scope="module")
 def with_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return synth(tmp_path_factory.mktemp("tls"), certificate_arn=CERTIFICATE, public_host_names=["ml.example.org"])
 

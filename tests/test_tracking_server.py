@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -21,7 +22,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
-from tests.servers import S3_KEYS, certificate_authority, free_port, postgres_cluster, process, s3_server
+from tests.servers import S3_KEYS, Postgres, certificate_authority, free_port, postgres_cluster, process, s3_server
 from training.fit import main
 from training.onnx_export import read_metadata
 
@@ -40,7 +41,7 @@ print(json.dumps(json.load(open({secrets!r}))[args[args.index("--secret-id") + 1
 """
 
 
-def write_config(base: Path, database, port: int, *, ca: Path | None = None) -> dict[str, str]:  # noqa: ANN001
+def write_config(base: Path, database: Postgres, port: int, *, ca: Path | None = None) -> dict[str, str]:
     """Run mlflow_config.sh as the boot runs it; the server's environment from the mlflow.env it writes."""
     secrets = base / "secrets.json"
     db_secret = {"username": "mlflow", "password": database.password, "host": database.host, "port": database.port}
@@ -70,7 +71,7 @@ def write_config(base: Path, database, port: int, *, ca: Path | None = None) -> 
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     base = tmp_path_factory.mktemp("tracking")
     mlflow_port = free_port()
     with postgres_cluster() as database, s3_server(base / "s3.log") as s3_url:
@@ -83,7 +84,9 @@ def tracking(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
             yield {"url": url, "database": database, "s3": s3, "base": base, "config": config}
 
 
-def test_fit_logs_through_the_server_into_postgres_and_s3(tracking, small_root: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_fit_logs_through_the_server_into_postgres_and_s3(
+    tracking: dict, small_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in [*S3_KEYS, "MLFLOW_S3_ENDPOINT_URL"]:
         monkeypatch.delenv(key, raising=False)  # the client has no S3 access: the server proxies
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking["url"])
@@ -130,7 +133,7 @@ def test_fit_logs_through_the_server_into_postgres_and_s3(tracking, small_root: 
     assert [m.step for m in client.get_metric_history(run_id, "val/loss")] == [0, 1, 2]
 
 
-def test_every_request_but_health_needs_the_generated_credentials(tracking) -> None:  # noqa: ANN001
+def test_every_request_but_health_needs_the_generated_credentials(tracking: dict) -> None:
     search = f"{tracking['url']}/api/2.0/mlflow/experiments/search?max_results=1"
     assert requests.get(search, timeout=30).status_code == 401
     assert requests.get(search, auth=(ADMIN["username"], "guessed"), timeout=30).status_code == 401
@@ -140,7 +143,7 @@ def test_every_request_but_health_needs_the_generated_credentials(tracking) -> N
     assert requests.get(f"{tracking['url']}/health", timeout=30).status_code == 200  # the load balancer's check
 
 
-def test_no_secret_is_on_a_command_line_and_their_files_are_private(tracking) -> None:  # noqa: ANN001
+def test_no_secret_is_on_a_command_line_and_their_files_are_private(tracking: dict) -> None:
     """``ps`` shows every process's arguments to every user of the machine."""
     secrets = [tracking["database"].password.encode(), ADMIN["password"].encode()]
     seen = 0
@@ -158,7 +161,7 @@ def test_no_secret_is_on_a_command_line_and_their_files_are_private(tracking) ->
         assert stat.S_IMODE((tracking["base"] / "etc" / name).stat().st_mode) == 0o600
 
 
-def test_database_connections_use_tls(tracking) -> None:  # noqa: ANN001
+def test_database_connections_use_tls(tracking: dict) -> None:
     with tracking["database"].connect() as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.application_name, s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
@@ -169,7 +172,9 @@ def test_database_connections_use_tls(tracking) -> None:  # noqa: ANN001
     assert all(ssl for _, ssl in connections)
 
 
-def test_a_database_certificate_from_another_authority_is_refused(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_database_certificate_from_another_authority_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """verify-full really verifies: the store URI mlflow_config.sh writes, with a CA bundle that did not sign
     the server's certificate, is refused by libpq (what MLflow connects through) before any password."""
     with postgres_cluster() as database:
