@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from inference import errors
 from inference.annotations import AnnotationsError, read_annotations
-from inference.predictor import FILES, Limits, Predictor, Variant, resolve_model_path
+from inference.limits import Limits
+from inference.predictor import FILES, Predictor, Variant, resolve_model_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 

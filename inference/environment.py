@@ -7,8 +7,12 @@ instead of a worker traceback, and the Lambda's init phase fails the same way.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from inference.limits import Limits
 
 VARIANTS = ("auto", "fp32", "int8")
 WHOLE = "a whole number of at least 1"
@@ -19,9 +23,11 @@ class SettingError(ValueError):
 
 
 def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """``MODEL_ROOT``, ``MODEL_NAME``, ``MODEL_VARIANT``, ``INFERENCE_WORKERS``, the request limits
-    and ``MODEL_RELOAD_CHECK_SECONDS`` as plain values; unset or empty is the default."""
+    """``MODEL_ROOT``, ``MODEL_NAME``, ``MODEL_VARIANT``, ``INFERENCE_WORKERS``, the request limits,
+    ``MODEL_RELOAD_CHECK_SECONDS`` and ``MODEL_CACHE`` (where the last model that loaded is kept) as
+    plain values; unset or empty is the default."""
     problems: list[str] = []
+    default = Limits()
 
     def read(name: str, default: object, parse: Callable[[str], Any], rule: str) -> Any:
         text = env.get(name) or str(default)
@@ -34,10 +40,13 @@ def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "model_name": env.get("MODEL_NAME") or "vit_base_patch16_224",
         "variant": read("MODEL_VARIANT", "auto", _variant, f"one of {', '.join(VARIANTS)}"),
         "workers": read("INFERENCE_WORKERS", 1, _whole, WHOLE),
-        "max_bytes": read("MAX_IMAGE_BYTES", 10 * 1024 * 1024, _whole, WHOLE),
-        "max_batch": read("MAX_BATCH", 32, _whole, WHOLE),
-        "max_pixels": read("MAX_IMAGE_PIXELS", 40_000_000, _whole, WHOLE),
+        "max_bytes": read("MAX_IMAGE_BYTES", default.max_bytes, _whole, WHOLE),
+        "max_batch": read("MAX_BATCH", default.max_batch, _whole, WHOLE),
+        "max_pixels": read("MAX_IMAGE_PIXELS", default.max_pixels, _whole, WHOLE),
+        "max_request_bytes": read("MAX_REQUEST_BYTES", default.max_request_bytes, _whole, WHOLE),
+        "max_request_pixels": read("MAX_REQUEST_PIXELS", default.max_request_pixels, _whole, WHOLE),
         "reload_check_seconds": read("MODEL_RELOAD_CHECK_SECONDS", 1.0, _seconds, "a number of seconds >= 0"),
+        "model_cache": env.get("MODEL_CACHE") or str(Path(tempfile.gettempdir()) / "mhist-last-good"),
     }
     if problems:
         raise SettingError("; ".join(problems))

@@ -33,6 +33,16 @@ def image_too_large(pixels: int, limit: int) -> ServingError:
     return ServingError("image_too_large", f"the image has {pixels} pixels; the limit is {limit}", 413)
 
 
+def image_too_large_to_decode() -> ServingError:
+    return ServingError("image_too_large", "the image is too large to decode safely", 413)
+
+
+def request_too_large(pixels: int, limit: int) -> ServingError:
+    return ServingError(
+        "request_too_large", f"the images hold {pixels} pixels together; one request may hold {limit}", 413
+    )
+
+
 def too_many_images(count: int, limit: int) -> ServingError:
     return ServingError("too_many_images", f"{count} images in one batch; the limit is {limit}", 413)
 

@@ -7,7 +7,6 @@ pools do not survive a fork. Nor does its import: this file, read by the arbiter
 ``inference.cores``, or every worker would hang or abort as it exits.
 """
 
-import json
 import os
 
 from inference.cores import DEFAULT_THREADS, default_workers  # no onnxruntime in the arbiter
@@ -28,18 +27,7 @@ preload_app = False
 graceful_timeout = 30
 keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-accesslog = "-"
+accesslog = None  # the app logs each request as a JSON line, with its id and model (inference/server.py)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-access_log_format = json.dumps(
-    {
-        "time": "%(t)s",
-        "remote": "%(h)s",
-        "method": "%(m)s",
-        "path": "%(U)s",
-        "status": "%(s)s",
-        "bytes": "%(B)s",
-        "duration_ms": "%(M)s",
-        "agent": "%(a)s",
-    }
-)
+control_socket_disable = True  # gunicorn 26 opens ~/.gunicorn/gunicorn.ctl: servers sharing a HOME clobber it

@@ -35,7 +35,9 @@ def _request(event: dict[str, Any]) -> tuple[str, str, str, bytes]:
         method, path = event["requestContext"]["http"]["method"], event.get("rawPath", "/")
     else:
         method, path = event.get("httpMethod", "GET"), event.get("path", "/")
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    # REST events may carry only multiValueHeaders; header names are case-insensitive
+    multi = {k.lower(): values[-1] for k, values in (event.get("multiValueHeaders") or {}).items() if values}
+    headers = multi | {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     stage = (event.get("requestContext") or {}).get("stage")
@@ -44,28 +46,43 @@ def _request(event: dict[str, Any]) -> tuple[str, str, str, bytes]:
     return method.upper(), path.rstrip("/") or "/", headers.get("content-type", ""), raw
 
 
-def _response(status: int, document: dict[str, Any]) -> dict[str, Any]:
+def _response(status: int, document: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **(headers or {})},
         "body": json.dumps(document),
         "isBase64Encoded": False,
     }
 
 
-def route(method: str, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    if (method, path) == ("GET", "/health"):
-        return 200, {"status": "ok"}
-    if (method, path) == ("GET", "/ready"):  # what the EC2 service's load balancer asks (inference/server.py)
-        predictor = holder.get()
-        return 200, {"status": "ready", "model": predictor.name, "model_version": predictor.version}
-    if (method, path) == ("GET", "/metadata"):
-        return 200, holder.get().card()
-    if method == "POST" and path in ("/predict", "/predict/batch"):
-        batch = path.endswith("/batch")
-        predictions = holder.get().predict(images_from_body(content_type, body, batch=batch))
-        return 200, ({"predictions": predictions} if batch else predictions[0])
-    return 404, errors.ServingError("not_found", f"no route for {method} {path}", 404).body()
+def _predict(content_type: str, body: bytes, *, batch: bool) -> dict[str, Any]:
+    if len(body) > (limit := config.limits.body_limit(batch=batch)):  # as Flask refuses by Content-Length
+        raise errors.payload_too_large(len(body), limit)
+    started = time.perf_counter()
+    predictions = holder.get().predict(images_from_body(content_type, body, batch=batch))
+    if not batch:
+        return predictions[0]
+    return {"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+ROUTES = {  # the same routes as inference/server.py
+    ("GET", "/health"): lambda _type, _body: {"status": "ok"},
+    ("GET", "/ready"): lambda _type, _body: holder.readiness(),
+    ("GET", "/metadata"): lambda _type, _body: holder.get().card(),
+    ("POST", "/predict"): lambda content_type, body: _predict(content_type, body, batch=False),
+    ("POST", "/predict/batch"): lambda content_type, body: _predict(content_type, body, batch=True),
+}
+
+
+def route(method: str, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, document, extra headers) for one request."""
+    if (method, path) in ROUTES:
+        return 200, ROUTES[method, path](content_type, body), {}
+    allowed = sorted(m for m, p in ROUTES if p == path)
+    if allowed:
+        error = errors.ServingError("method_not_allowed", f"{path} takes {', '.join(allowed)}, not {method}", 405)
+        return 405, error.body(), {"Allow": ", ".join(allowed)}
+    return 404, errors.ServingError("not_found", f"no route for {method} {path}", 404).body(), {}
 
 
 @metrics.log_metrics
@@ -74,8 +91,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ANN
     global _cold  # noqa: PLW0603 - one flag per execution environment
     started = time.perf_counter()
     cold, _cold = _cold, False
+    headers: dict[str, str] = {}
     try:
-        status, document = route(*_request(event))
+        status, document, headers = route(*_request(event))
     except errors.ServingError as error:
         status, document = error.status, error.body()
     except Exception:  # noqa: BLE001 - a client never sees a stack trace; the log does
@@ -87,4 +105,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ANN
         metrics.add_metric(name="Errors" if status >= 500 else "Refusals", unit=MetricUnit.Count, value=1)
     logger.info("request", extra={"status": status, "latency_ms": round(latency_ms, 2), "cold_start": cold,
                                   "init_seconds": round(INIT_SECONDS, 3) if cold else None})  # fmt: skip
-    return _response(status, document)
+    return _response(status, document, headers)

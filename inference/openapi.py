@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from inference.limits import Limits
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -33,7 +35,11 @@ IMAGE_BODY = {
         "image/png": {"schema": {"type": "string", "format": "binary"}},
         "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {
-            "schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "binary"}},
+            }
         },
         "application/json": {
             "schema": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string"}}}
@@ -50,7 +56,9 @@ def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
 
 
-def document() -> dict[str, Any]:
+def document(limits: Limits) -> dict[str, Any]:
+    """The routes of both front doors, with this service's limits (a batch's size)."""
+    images = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": limits.max_batch}
     batch = {
         "type": "object",
         "required": ["predictions"],
@@ -64,7 +72,7 @@ def document() -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["images"],
-                    "properties": {"images": {"type": "array", "items": {"type": "string"}}},
+                    "properties": {"images": images},
                 }
             },
         },

@@ -21,7 +21,8 @@ import onnxruntime as ort
 
 from inference import errors
 from inference.cores import available_cpus
-from inference.preprocessing import MAX_IMAGE_PIXELS, decode, to_input
+from inference.limits import Limits
+from inference.preprocessing import load, open_image, to_input
 
 log = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
@@ -58,13 +59,6 @@ def resolve_model_path(root: Path, model_name: str, variant: Variant = "auto") -
         return folder / FILES["fp32"]
     identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
     return int8 if _int8_servable(str(int8), identity) else folder / FILES["fp32"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 10 * 1024 * 1024
-    max_batch: int = 32
-    max_pixels: int = MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -143,14 +137,23 @@ class Predictor:
             if len(data) > self.limits.max_bytes:
                 raise errors.payload_too_large(len(data), self.limits.max_bytes)
 
+    @functools.cached_property
+    def batch_independent(self) -> bool:
+        """Whether one run of several images gives each the answer it gets alone. Dynamic quantization
+        (every int8 file before static scales) sets activation scales per run, from all its images."""
+        return self.metadata.get("precision") != "int8" or self.metadata.get("quantization") == "static"
+
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         self.check(images)
+        opened = [open_image(data, max_pixels=self.limits.max_pixels) for data in images]  # headers only
+        pixels = sum(image.width * image.height for image in opened)
+        if pixels > self.limits.max_request_pixels:
+            raise errors.request_too_large(pixels, self.limits.max_request_pixels)
         mean, std = self.normalization
-        batch = np.stack(
-            [to_input(decode(data, max_pixels=self.limits.max_pixels), self.input_size, mean, std) for data in images]
-        )
+        batch = np.stack([to_input(load(image), self.input_size, mean, std) for image in opened])
+        runs = [batch] if self.batch_independent else np.split(batch, len(batch))
         with self._run_lock:  # one run at a time: the session's threads already use every core it was given
-            return self.session.run(["probability"], {"image": batch})[0].astype(float)
+            return np.concatenate([self.session.run(["probability"], {"image": run})[0] for run in runs]).astype(float)
 
     def predict(self, images: Sequence[bytes]) -> list[dict[str, Any]]:
         """One answer per image: probability, label by the model's threshold, threshold, model, time."""

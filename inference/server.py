@@ -1,9 +1,10 @@
-"""The EC2 service: a Flask app factory over the shared predictor; gunicorn runs it.
+"""The EC2 service: a Flask app factory over the shared predictor; gunicorn runs it, behind nginx.
 
     gunicorn -c inference/gunicorn_conf.py        # MODEL_ROOT, MODEL_NAME from the environment
 
 Routes: POST /predict, POST /predict/batch, GET /health, GET /ready, GET /metadata, GET /openapi.json.
-Errors map to DESIGN.md's ``{"error": {"code", "message"}}`` in one place; never a stack trace.
+Errors map to DESIGN.md's ``{"error": {"code", "message"}}`` in one place; never a stack trace. Each
+request is one JSON log line with its id (nginx's ``X-Request-Id``), status, latency and model.
 """
 
 from __future__ import annotations
@@ -11,34 +12,52 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import uuid
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from inference import errors, openapi
+from inference import errors, logs, openapi
 from inference.payloads import images_from_body
 from inference.service import ModelHolder, ServingConfig
 
 log = logging.getLogger(__name__)
 
 
-def request_images(*, batch: bool) -> list[bytes]:
-    """Multipart uploads here; raw bytes and JSON through the parser the Lambda shares."""
-    if request.mimetype == "multipart/form-data":
-        files = [f.read() for f in request.files.getlist("image") or list(request.files.values())]
-        if not files:
-            raise errors.ServingError("missing_image", 'the multipart form has no "image" file')
-        return files if batch else files[:1]
-    return images_from_body(request.mimetype, request.get_data(cache=False), batch=batch)
-
-
 def create_app(config: ServingConfig | None = None) -> Flask:
+    logs.configure()
     config = config or ServingConfig.from_env()
     holder = ModelHolder(config)
+    limits = config.limits
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.limits.max_bytes * config.limits.max_batch + 64 * 1024
+    app.url_map.strict_slashes = False  # /predict/ is /predict, as on the Lambda
     app.extensions["model_holder"] = holder
     signal.signal(signal.SIGHUP, lambda *_: holder.reload(force=True))  # in each worker
+
+    def images(*, batch: bool) -> list[bytes]:
+        request.max_content_length = limits.body_limit(batch=batch)  # refused by its length, before reading
+        return images_from_body(request.content_type, request.get_data(cache=False), batch=batch)
+
+    @app.before_request
+    def start() -> None:
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.request_id
+        fields = {
+            "request_id": g.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "latency_ms": round((time.perf_counter() - g.started) * 1000, 2),
+            "client": request.headers.get("X-Real-IP") or request.remote_addr,
+        }
+        if holder.predictor is not None:
+            fields |= {"model": holder.predictor.name, "model_version": holder.predictor.version}
+        log.info("request", extra={logs.FIELDS: fields})
+        return response
 
     @app.errorhandler(errors.ServingError)
     def serving_error(error: errors.ServingError) -> tuple[Response, int]:
@@ -46,13 +65,14 @@ def create_app(config: ServingConfig | None = None) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> tuple[Response, int]:
-        error = errors.payload_too_large(request.content_length or 0, app.config["MAX_CONTENT_LENGTH"])
+        error = errors.payload_too_large(request.content_length or 0, request.max_content_length or 0)
         return jsonify(error.body()), 413
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[Response, int]:
+    def http_error(error: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:
         code = (error.name or "http_error").lower().replace(" ", "_")
-        return jsonify({"error": {"code": code, "message": error.description}}), error.code or 500
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]  # a 405's Allow
+        return jsonify({"error": {"code": code, "message": error.description}}), error.code or 500, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Response, int]:
@@ -61,12 +81,12 @@ def create_app(config: ServingConfig | None = None) -> Flask:
 
     @app.post("/predict")
     def predict() -> Response:
-        return jsonify(holder.get().predict(request_images(batch=False))[0])
+        return jsonify(holder.get().predict(images(batch=False))[0])
 
     @app.post("/predict/batch")
     def predict_batch() -> Response:
         started = time.perf_counter()
-        predictions = holder.get().predict(request_images(batch=True))
+        predictions = holder.get().predict(images(batch=True))
         return jsonify({"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     @app.get("/health")
@@ -75,8 +95,7 @@ def create_app(config: ServingConfig | None = None) -> Flask:
 
     @app.get("/ready")
     def ready() -> Response:
-        predictor = holder.get()
-        return jsonify({"status": "ready", "model": predictor.name, "model_version": predictor.version})
+        return jsonify(holder.readiness())
 
     @app.get("/metadata")
     def metadata() -> Response:
@@ -84,6 +103,6 @@ def create_app(config: ServingConfig | None = None) -> Flask:
 
     @app.get("/openapi.json")
     def openapi_json() -> Response:
-        return jsonify(openapi.document())
+        return jsonify(openapi.document(limits))
 
     return app

@@ -1,23 +1,27 @@
 """What both front doors share: settings from the environment, and the model held for a process.
 
 ``ModelHolder`` swaps in a model replaced on disk (write-then-rename, as the publisher does)
-without dropping requests: the old session keeps answering until the new one has loaded.
+without dropping requests: the old session keeps answering until the new one has loaded. The last
+model that loaded is copied to a local cache, so a process that starts while the store holds a bad
+file (a new worker, a restarted container) serves that model instead of refusing every request.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from inference import errors
 from inference.cores import session_threads
 from inference.environment import serving_settings
-from inference.predictor import Limits, Predictor, Variant, resolve_model_path
+from inference.limits import Limits
+from inference.predictor import Predictor, Variant, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class ServingConfig:
     workers: int = 1
     limits: Limits = Limits()
     reload_check_seconds: float = 1.0
+    model_cache: Path | None = None  # where the last model that loaded is kept; None: nowhere
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServingConfig:
@@ -40,8 +45,9 @@ class ServingConfig:
             model_name=settings["model_name"],
             variant=settings["variant"],
             workers=settings["workers"],
-            limits=Limits(settings["max_bytes"], settings["max_batch"], settings["max_pixels"]),
+            limits=Limits(**{f.name: settings[f.name] for f in fields(Limits)}),
             reload_check_seconds=settings["reload_check_seconds"],
+            model_cache=Path(settings["model_cache"]),
         )
 
     @property
@@ -49,11 +55,18 @@ class ServingConfig:
         return session_threads(self.workers)
 
 
+def _fields(predictor: Predictor) -> dict[str, dict[str, str]]:
+    return {"fields": {"model": predictor.name, "model_version": predictor.version, "file": str(predictor.path)}}
+
+
 def _identity(path: Path) -> tuple[int, int, int] | None:
     try:
-        stat = path.stat()
+        return _identity_of(path.stat())
     except OSError:
         return None
+
+
+def _identity_of(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
@@ -73,21 +86,76 @@ class ModelHolder:
         return resolve_model_path(self.config.model_root, self.config.model_name, self.config.variant)
 
     def reload(self, *, force: bool = False) -> bool:
-        """Load the file if it changed; keep serving the old model if the new one is bad."""
+        """Load the file if it changed; keep serving the old model, or the last good one, if it is bad."""
         with self._lock:
             path = self.path()
             identity = _identity(path)
             if not force and identity == self._identity:
                 return False
+            self._identity = identity
             try:
                 predictor = Predictor.load(path, threads=self.config.threads, limits=self.config.limits)
             except errors.ServingError as error:
-                self._identity = identity
                 self.error = error.message
-                log.error("model not loaded: %s", error.message)
+                if self.predictor is None:
+                    self.predictor = self._last_good(error.message)
+                else:
+                    log.error("keeps serving %s: %s", self.predictor.path, error.message, extra=_fields(self.predictor))
                 return False
-            self.predictor, self._identity, self.error = predictor, identity, ""
-            return True
+            self.predictor, self.error = predictor, ""
+            log.info("serving %s", path, extra=_fields(predictor))
+        self._keep(path, identity)  # outside the lock: the copy of a large model must not hold up requests
+        return True
+
+    def _cached(self) -> Path | None:
+        return self.config.model_cache / self.config.model_name if self.config.model_cache else None
+
+    def _keep(self, path: Path, loaded: tuple[int, int, int] | None) -> None:
+        """Copy the model that loaded to the cache (write-then-rename), unless it is there already. The
+        copy is taken from the file as it was loaded (``loaded``: its identity before the load); a file
+        replaced since is left to the next reload."""
+        cache = self._cached()
+        if cache is None or loaded is None:
+            return
+        target = cache / path.name
+        try:
+            with path.open("rb") as source:
+                if _identity_of(os.fstat(source.fileno())) != loaded:
+                    return
+                kept = _identity(target)
+                if kept is not None and kept[1:] == loaded[1:]:
+                    return
+                cache.mkdir(parents=True, exist_ok=True)
+                partial = cache / f".{path.name}.{os.getpid()}.partial"
+                with partial.open("wb") as copy:
+                    shutil.copyfileobj(source, copy, 4 * 1024 * 1024)
+                os.utime(partial, ns=(loaded[1], loaded[1]))  # the next check compares mtimes
+            os.replace(partial, target)
+            for other in cache.glob("*.onnx"):  # one model kept: the one that loaded last
+                if other != target:
+                    other.unlink(missing_ok=True)
+        except OSError as error:
+            log.warning(
+                "cannot keep a copy of %s in %s (%s): a restart will not fall back to it",
+                path,
+                cache,
+                error.strerror or error,
+            )
+
+    def _last_good(self, reason: str) -> Predictor | None:
+        cache = self._cached()
+        for kept in sorted(cache.glob("*.onnx")) if cache and cache.is_dir() else []:
+            try:
+                predictor = Predictor.load(kept, threads=self.config.threads, limits=self.config.limits)
+            except errors.ServingError as error:
+                log.error("the kept copy %s does not load either: %s", kept, error.message)
+                continue
+            log.warning(
+                "serving the last model that loaded, kept in %s, because %s", kept, reason, extra=_fields(predictor)
+            )
+            return predictor
+        log.error("model not loaded: %s", reason)
+        return None
 
     def get(self) -> Predictor:
         now = time.monotonic()
@@ -97,3 +165,9 @@ class ModelHolder:
         if self.predictor is None:
             raise errors.model_not_ready(self.error)
         return self.predictor
+
+    def readiness(self) -> dict[str, str]:
+        """What ``/ready`` answers on both front doors; a 503 while no model is loaded."""
+        predictor = self.get()
+        answer = {"status": "ready", "model": predictor.name, "model_version": predictor.version}
+        return answer | ({"problem": self.error} if self.error else {})  # serving the last good model, and why

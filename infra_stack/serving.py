@@ -4,6 +4,7 @@ EFS (the only writer of the model store)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -36,12 +37,26 @@ from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, checkov_skip, 
 
 REPO = Path(__file__).parent.parent
 MOUNT = "/mnt/models"
+# Lambda takes at most 6 MB of event (6,291,456 bytes) and API Gateway base64-encodes a binary body
+# into it: about 4.4 MB of image, for one image and for a batch.
+LAMBDA_BODY_BYTES = 4_400_000
 SERVING_PREFIX = "serving/"
 
 
 def _image(dockerfile: str) -> dict:
     """Build context = the repo; .dockerignore lets only requirements/ and inference/ in."""
     return {"directory": str(REPO), "file": dockerfile, "platform": ecr_assets.Platform.LINUX_AMD64}
+
+
+GATEWAY_ERRORS = [  # (response, status, code, message: a JSON string or a $context value that is one)
+    (apigw.ResponseType.INVALID_API_KEY, "403", "invalid_api_key", '"send the API key of the usage plan in x-api-key"'),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large",
+     '"API Gateway takes at most 10 MB, the Lambda about 4.4 MB of image"'),
+    (apigw.ResponseType.THROTTLED, "429", "throttled", "$context.error.messageString"),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "$context.error.messageString"),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "gateway_refused", "$context.error.messageString"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "gateway_error", "$context.error.messageString"),
+]  # fmt: skip
 
 
 def _from_networks(cidrs: tuple[str, ...]) -> iam.PolicyDocument:
@@ -114,7 +129,13 @@ class LambdaApi(Construct):
             vpc_subnets=subnets,
             security_groups=[self.security_group],
             filesystem=read_only_mount(access_point),
-            environment={"MODEL_ROOT": MOUNT, "MODEL_NAME": model_name, "MODEL_VARIANT": model_variant},
+            environment={
+                "MODEL_ROOT": MOUNT,
+                "MODEL_NAME": model_name,
+                "MODEL_VARIANT": model_variant,
+                "MAX_IMAGE_BYTES": str(LAMBDA_BODY_BYTES),
+                "MAX_REQUEST_BYTES": str(LAMBDA_BODY_BYTES),
+            },
             log_group=log_group(self, "Logs", log_retention),
             tracing=lambda_.Tracing.ACTIVE,
         )
@@ -148,6 +169,14 @@ class LambdaApi(Construct):
                 tracing_enabled=True,
             ),
         )
+        for response, status, code, message in GATEWAY_ERRORS:  # API Gateway's own refusals, as the API's JSON
+            template = json.dumps({"error": {"code": code, "message": "__MESSAGE__"}})
+            self.api.add_gateway_response(
+                response.response_type,
+                type=response,
+                status_code=status,
+                templates={"application/json": template.replace('"__MESSAGE__"', message)},
+            )
         integration = apigw.LambdaIntegration(self.function)
         validator = self.api.add_request_validator(
             "Validator", validate_request_parameters=True, validate_request_body=True

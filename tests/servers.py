@@ -194,7 +194,9 @@ def gunicorn_launch(store: Path, port: int, **env: str) -> tuple[list[str], dict
     import sys
 
     repo = Path(__file__).resolve().parent.parent
-    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "MODEL_ROOT": str(store), **env}
+    cache = tempfile.mkdtemp(prefix="mhist-last-good-")  # each server its own: none falls back to another's model
+    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "MODEL_ROOT": str(store),
+                   "MODEL_CACHE": cache, **env}  # fmt: skip
     return [
         str(Path(sys.executable).parent / "gunicorn"),
         "-c",

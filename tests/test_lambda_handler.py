@@ -9,6 +9,7 @@ import copy
 import importlib
 import io
 import json
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,6 +65,7 @@ def lambda_module(model_store: Path):  # noqa: ANN201
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_ROOT", str(model_store))
         patch.setenv("MODEL_NAME", "mlp-64-32")
+        patch.setenv("MODEL_CACHE", str(model_store.parent / "lambda-cache"))  # its /tmp, this test's own
         patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MHIST")
         import inference.lambda_handler as module
 
@@ -93,6 +95,17 @@ def call(module, event: dict) -> tuple[int, dict]:  # noqa: ANN001
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["isBase64Encoded"] is False
     return response["statusCode"], json.loads(response["body"])
+
+
+def multipart(*images: bytes, boundary: str = "mhist-boundary") -> tuple[bytes, str]:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + image
+        + b"\r\n"
+        for i, image in enumerate(images)
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def test_v1_binary_png_body(lambda_module) -> None:  # noqa: ANN001
@@ -173,6 +186,43 @@ def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None: 
     assert all(r["function_name"] == "mhist-predict" for r in requests)  # structured, with the context
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any("LatencyMs" in r and "_aws" in r for r in emitted)  # CloudWatch EMF
+
+
+def test_the_same_requests_as_flask(lambda_module: object) -> None:
+    """Each was refused or answered differently by the Lambda than by the Flask service."""
+    alone = call(lambda_module, v1(png(1)))[1]["probability"]
+    body, content_type = multipart(png(1))  # multipart: 415 on Lambda, though the API lists it as binary
+    status, answer = call(lambda_module, v1(body, content_type=content_type))
+    assert (status, answer["probability"]) == (200, alone)
+    body, content_type = multipart(png(1), png(2))
+    status, batch = call(lambda_module, v1(body, content_type=content_type, path="/predict/batch"))
+    assert status == 200
+    assert [p["probability"] for p in batch["predictions"]][0] == alone
+    assert batch["latency_ms"] > 0  # batch answers lacked it on Lambda
+    only_multi = v1(png(1))
+    del only_multi["headers"]["Content-Type"]
+    only_multi["multiValueHeaders"] = {"content-type": ["image/png"]}  # an event with only multiValueHeaders
+    status, answer = call(lambda_module, only_multi)
+    assert (status, answer["probability"]) == (200, alone)
+    assert call(lambda_module, v1(png(1), path="/predict/"))[1]["probability"] == alone
+    wrapped = "\n".join(textwrap.wrap(base64.b64encode(png(1)).decode(), 76))
+    assert call(lambda_module, v2(json.dumps({"image": wrapped})))[1]["probability"] == alone
+
+
+def test_hostile_bodies_are_4xx(lambda_module: object) -> None:
+    for body in ("[" * 100_000, '{"image": ' + "7" * 5000 + "}"):
+        status, document = call(lambda_module, v2(body))
+        assert (status, document["error"]["code"]) == (400, "invalid_json")
+    limit = lambda_module.config.limits.body_limit(batch=False)
+    status, document = call(lambda_module, v1(b"\x89PNG" + b"0" * limit))
+    assert (status, document["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_a_wrong_method_is_405_with_allow(lambda_module: object) -> None:
+    response = lambda_module.handler(v1(None, path="/predict", method="GET"), CONTEXT)
+    assert response["statusCode"] == 405
+    assert response["headers"]["Allow"] == "POST"
+    assert json.loads(response["body"])["error"]["code"] == "method_not_allowed"
 
 
 def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ import io
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +38,14 @@ def jpeg(seed: int = 0) -> bytes:
 
 
 def start(store: Path, log: Path, **env: str):  # noqa: ANN201
-    settings = {"MODEL_NAME": MODEL, "MODEL_VARIANT": "fp32", "MAX_IMAGE_BYTES": str(MAX_BYTES), "MAX_BATCH": "4",
-                "MODEL_RELOAD_CHECK_SECONDS": "0.2"}  # fmt: skip
+    settings = {
+        "MODEL_NAME": MODEL,
+        "MODEL_VARIANT": "fp32",
+        "MAX_IMAGE_BYTES": str(MAX_BYTES),
+        "MAX_BATCH": "4",
+        "MAX_REQUEST_PIXELS": str(3 * 224 * 224),
+        "MODEL_RELOAD_CHECK_SECONDS": "0.2",
+    }
     return gunicorn(store, log, **{**settings, **env})
 
 
@@ -80,10 +89,13 @@ def test_predict_raw_multipart_and_json_agree(service) -> None:  # noqa: ANN001
 def test_batch_gives_one_answer_per_image_in_order(service) -> None:  # noqa: ANN001
     url = service["url"]
     images = [png(i) for i in range(3)]
-    singles = [requests.post(f"{url}/predict", data=i, headers={"Content-Type": "image/png"}, timeout=30).json()
-               for i in images]  # fmt: skip
-    batch = requests.post(f"{url}/predict/batch", json={"images": [base64.b64encode(i).decode() for i in images]},
-                          timeout=30)  # fmt: skip
+    singles = [
+        requests.post(f"{url}/predict", data=i, headers={"Content-Type": "image/png"}, timeout=30).json()
+        for i in images
+    ]
+    batch = requests.post(
+        f"{url}/predict/batch", json={"images": [base64.b64encode(i).decode() for i in images]}, timeout=30
+    )
     assert batch.status_code == 200
     predictions = batch.json()["predictions"]
     assert [p["probability"] for p in predictions] == pytest.approx([s["probability"] for s in singles], abs=1e-5)
@@ -102,9 +114,25 @@ BAD = {
     "unsupported media type": (b"just text", "text/plain", "/predict", 415, "unsupported_media_type"),
     "over the byte limit": (b"\x89PNG" + b"0" * (MAX_BYTES + 10), "image/png", "/predict", 413, "payload_too_large"),
     "over the request limit": (b"0" * (MAX_BYTES * 5), "image/png", "/predict", 413, "payload_too_large"),
-    "too many images": (json.dumps({"images": [base64.b64encode(png(0, 16)).decode()] * 5}).encode(),
-                        "application/json", "/predict/batch", 413, "too_many_images"),
-}  # fmt: skip
+    "too many images": (
+        json.dumps({"images": [base64.b64encode(png(0, 16)).decode()] * 5}).encode(),
+        "application/json",
+        "/predict/batch",
+        413,
+        "too_many_images",
+    ),
+    # a RecursionError and a ValueError in Python's json: 500s before
+    "json nested 100,000 deep": (b"[" * 100_000, "application/json", "/predict", 400, "invalid_json"),
+    "a 5,000-digit integer": (b'{"image": ' + b"7" * 5000 + b"}", "application/json", "/predict", 400, "invalid_json"),
+    "a multipart form without its boundary": (b"--x\r\n", "multipart/form-data", "/predict", 400, "invalid_multipart"),
+    "more pixels than a request may hold": (
+        json.dumps({"images": [base64.b64encode(png(i)).decode() for i in range(4)]}).encode(),
+        "application/json",
+        "/predict/batch",
+        413,
+        "request_too_large",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -119,8 +147,9 @@ def test_bad_input_is_a_4xx_with_a_code(service, case: str) -> None:  # noqa: AN
 def test_decompression_bomb_is_refused(service) -> None:  # noqa: ANN001
     buffer = io.BytesIO()
     Image.new("L", (9_000, 9_000)).save(buffer, "PNG")  # 81 Mpx
-    response = requests.post(f"{service['url']}/predict", data=buffer.getvalue(),
-                             headers={"Content-Type": "image/png"}, timeout=30)  # fmt: skip
+    response = requests.post(
+        f"{service['url']}/predict", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=30
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "image_too_large"
 
@@ -191,8 +220,10 @@ def test_corrupt_model_is_not_ready(tmp_path: Path) -> None:
         response = requests.get(f"{url}/ready", timeout=10)
         assert response.status_code == 503
         assert "cannot be loaded" in response.json()["error"]["message"]
-        assert requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"},
-                             timeout=10).status_code == 503  # fmt: skip
+        assert (
+            requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"}, timeout=10).status_code
+            == 503
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -209,8 +240,10 @@ def test_sigterm_stops_every_worker_at_once(model_store: Path, tmp_path: Path, w
     log = tmp_path / "gunicorn.log"
     server, url = start(model_store, log, WEB_CONCURRENCY=workers, GUNICORN_THREADS=threads)
     with server as arbiter:
-        assert requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"},
-                             timeout=30).status_code == 200  # fmt: skip
+        assert (
+            requests.post(f"{url}/predict", data=png(), headers={"Content-Type": "image/png"}, timeout=30).status_code
+            == 200
+        )
         pids = [int(pid) for pid in Path(f"/proc/{arbiter.pid}/task/{arbiter.pid}/children").read_text().split()]
         assert len(pids) == int(workers)
         arbiter.terminate()
@@ -222,8 +255,13 @@ def test_sigterm_stops_every_worker_at_once(model_store: Path, tmp_path: Path, w
 
 def test_the_arbiter_never_imports_onnxruntime() -> None:
     code = "import runpy, sys; runpy.run_path('inference/gunicorn_conf.py'); print('onnxruntime' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.stdout.strip() == "False"
 
 
@@ -233,10 +271,12 @@ def test_the_arbiter_never_imports_onnxruntime() -> None:
         ({"GUNICORN_THREADS": "two"}, "GUNICORN_THREADS='two': expected a whole number of at least 1"),
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY='0': expected a whole number of at least 1"),
         ({"GUNICORN_TIMEOUT": "1m"}, "GUNICORN_TIMEOUT='1m': expected a whole number of at least 1"),
-        ({"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
-         "MODEL_VARIANT='int4': expected one of auto, fp32, int8; MAX_BATCH='-1': expected a whole number"),
+        (
+            {"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
+            "MODEL_VARIANT='int4': expected one of auto, fp32, int8; MAX_BATCH='-1': expected a whole number",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: dict, message: str) -> None:
     command, environment = gunicorn_launch(tmp_path, free_port(), **settings)
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
@@ -247,10 +287,23 @@ def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: di
 
 def test_openapi_fuzzing_finds_no_server_error(service, tmp_path: Path) -> None:  # noqa: ANN001
     result = subprocess.run(
-        [str(BIN / "schemathesis"), "run", f"{service['url']}/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "25", "--request-timeout", "30", "--generation-deterministic"],
-        capture_output=True, text=True, timeout=500, cwd=tmp_path,  # its .schemathesis cache stays out of the checkout
-    )  # fmt: skip
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{service['url']}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--request-timeout",
+            "30",
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        cwd=tmp_path,  # its .schemathesis cache stays out of the checkout
+    )
     assert result.returncode == 0, result.stdout[-4000:]
 
 
@@ -268,3 +321,113 @@ def test_serving_settings_default_and_build_the_config() -> None:
     assert serving_settings({"MAX_BATCH": ""})["max_batch"] == 32  # empty is unset, as docker-compose passes it
     with pytest.raises(SettingError, match=r"^MODEL_RELOAD_CHECK_SECONDS='-1': expected a number of seconds >= 0$"):
         serving_settings({"MODEL_RELOAD_CHECK_SECONDS": "-1"})
+
+
+def test_base64_wrapped_as_gnu_base64_prints_it_is_accepted(service: dict) -> None:
+    """RFC 2045 allows line breaks inside base64; `base64 image.png` wraps at 76 columns."""
+    image = png(6)
+    wrapped = "\n".join(textwrap.wrap(base64.b64encode(image).decode(), 76))
+    answer = requests.post(f"{service['url']}/predict", json={"image": wrapped}, timeout=30)
+    raw = requests.post(f"{service['url']}/predict", data=image, headers={"Content-Type": "image/png"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["probability"] == raw.json()["probability"]
+
+
+def test_each_route_refuses_a_body_by_its_length_before_reading_it(service: dict) -> None:
+    """The service read up to the batch limit (320 MiB) before refusing a body over one image's."""
+    host, port = service["url"].removeprefix("http://").split(":")
+    for path, length in (("/predict", MAX_BYTES * 4 // 3 + 64 * 1024 + 1), ("/predict/batch", 64 * 1024 * 1024 + 1)):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                f"Content-Length: {length}\r\n\r\n".encode()
+            )
+            started = time.monotonic()
+            answer = b""  # no body was sent: only a refusal can come back
+            while b'"}}' not in answer and (chunk := connection.recv(65536)):
+                answer += chunk
+            answer = answer.decode()
+        assert time.monotonic() - started < 5
+        assert answer.startswith("HTTP/1.1 413"), answer[:200]
+        assert '"code":"payload_too_large"' in answer.replace(" ", "")
+
+
+def test_a_wrong_method_is_405_with_allow_and_a_trailing_slash_is_the_route(service: dict) -> None:
+    wrong = requests.get(f"{service['url']}/predict", timeout=10)
+    assert wrong.status_code == 405
+    assert "POST" in wrong.headers["Allow"]
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
+    slash = requests.post(f"{service['url']}/predict/", data=png(1), headers={"Content-Type": "image/png"}, timeout=30)
+    assert slash.status_code == 200
+
+
+def test_the_openapi_document_states_the_limits(service: dict) -> None:
+    document = requests.get(f"{service['url']}/openapi.json", timeout=10).json()
+    batch = document["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    images = batch["application/json"]["schema"]["properties"]["images"]
+    assert (images["minItems"], images["maxItems"]) == (1, 4)
+    assert batch["multipart/form-data"]["schema"]["required"] == ["image"]
+
+
+def test_every_request_and_model_load_is_a_json_log_line(service: dict) -> None:
+    requests.post(
+        f"{service['url']}/predict",
+        data=png(2),
+        headers={"Content-Type": "image/png", "X-Request-Id": "req-under-test"},
+        timeout=30,
+    )
+    lines = [json.loads(line) for line in service["log"].read_text().splitlines() if line.startswith("{")]
+    (line,) = [entry for entry in lines if entry.get("request_id") == "req-under-test"]
+    assert {k: line[k] for k in ("level", "message", "method", "path", "status", "model")} == {
+        "level": "info",
+        "message": "request",
+        "method": "POST",
+        "path": "/predict",
+        "status": 200,
+        "model": MODEL,
+    }
+    assert line["latency_ms"] > 0
+    assert line["time"].endswith("+00:00")
+    loads = [entry for entry in lines if entry["message"].startswith("serving ")]
+    assert len(loads) >= 2  # one per worker
+    assert all(entry["model"] == MODEL and entry["file"].endswith("model.onnx") for entry in loads)
+
+
+def test_gunicorn_writes_no_control_socket(model_store: Path, tmp_path: Path) -> None:
+    """gunicorn 26 opens a control socket in ~/.gunicorn/ by default: servers sharing a HOME clobber it."""
+    server, url = start(model_store, tmp_path / "gunicorn.log", WEB_CONCURRENCY="1", HOME=str(tmp_path))
+    with server:
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+    assert not (tmp_path / ".gunicorn").exists()
+
+
+def test_the_last_good_model_serves_across_worker_restarts(model_store: Path, tmp_path: Path) -> None:
+    """A corrupt new file fell back to the model in memory only until a worker restarted: then 61% of
+    requests got 503 and /ready flapped. Each worker now keeps the last model that loaded."""
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    log = tmp_path / "gunicorn.log"
+    server, url = start(store, log)
+    with server as arbiter:
+        assert requests.get(f"{url}/ready", timeout=10).status_code == 200
+        (store / MODEL / ".incoming").write_bytes(b"not a model")
+        os.replace(store / MODEL / ".incoming", store / MODEL / "model.onnx")
+        time.sleep(1)
+        workers = [int(pid) for pid in Path(f"/proc/{arbiter.pid}/task/{arbiter.pid}/children").read_text().split()]
+        for pid in workers:  # as gunicorn does after max_requests, a timeout or a crash
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and log.read_text().count("Booting worker") < 4:
+            time.sleep(0.2)
+        time.sleep(2)
+        answers = [
+            requests.post(f"{url}/predict", data=png(i % 3), headers={"Content-Type": "image/png"}, timeout=30)
+            for i in range(30)
+        ]
+        readiness = [requests.get(f"{url}/ready", timeout=10) for _ in range(10)]
+    assert [a.status_code for a in answers] == [200] * 30
+    assert {r.status_code for r in readiness} == {200}
+    assert all("cannot be loaded" in r.json()["problem"] for r in readiness)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    fallbacks = [entry for entry in lines if entry["message"].startswith("serving the last model that loaded")]
+    assert len(fallbacks) >= 2  # both new workers, each saying which file and why
+    assert all(entry["model"] == MODEL and "cannot be loaded" in entry["message"] for entry in fallbacks)

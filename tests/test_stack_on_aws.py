@@ -391,3 +391,22 @@ def test_checkov_finds_nothing_that_is_not_acknowledged_with_a_reason(
     skips = report["skipped_checks"]
     assert skips
     assert all(len(s["check_result"]["suppress_comment"]) > 20 for s in skips)
+
+
+def test_the_lambdas_body_limit_and_api_gateways_refusals_speak_the_apis_json(template: Template) -> None:
+    """A Lambda event is at most 6 MB and API Gateway base64-encodes a binary body into it, so the function
+    refuses over about 4.4 MB itself; what API Gateway refuses (a key, a size, a throttle) it answers with
+    its own {"message": ...} unless a gateway response says otherwise."""
+    (function,) = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
+                   if f["Properties"].get("PackageType") == "Image"]  # fmt: skip
+    variables = function["Environment"]["Variables"]
+    assert variables["MAX_IMAGE_BYTES"] == variables["MAX_REQUEST_BYTES"] == "4400000"
+    assert 4_400_000 * 4 // 3 + 64 * 1024 < 6 * 1024 * 1024  # one image as base64 in JSON still fits an event
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}  # fmt: skip
+    assert set(responses) == {"INVALID_API_KEY", "REQUEST_TOO_LARGE", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX",
+                              "DEFAULT_5XX"}  # fmt: skip
+    for properties in responses.values():
+        body = properties["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        assert set(json.loads(body)["error"]) == {"code", "message"}
+    assert (responses["INVALID_API_KEY"]["StatusCode"], responses["REQUEST_TOO_LARGE"]["StatusCode"]) == ("403", "413")
