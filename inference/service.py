@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from inference import errors
@@ -45,7 +45,7 @@ class ServingConfig:
             model_name=settings["model_name"],
             variant=settings["variant"],
             workers=settings["workers"],
-            limits=Limits(**{f.name: settings[f.name] for f in fields(Limits)}),
+            limits=Limits.from_settings(settings),
             reload_check_seconds=settings["reload_check_seconds"],
             model_cache=Path(settings["model_cache"]),
         )

@@ -26,7 +26,6 @@ from tests.servers import free_port, gunicorn, gunicorn_launch
 from training.onnx_export import write_metadata
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 MODEL = "mlp-64-32"
 MAX_BYTES = 300_000
 
@@ -283,28 +282,6 @@ def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: di
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_openapi_fuzzing_finds_no_server_error(service, tmp_path: Path) -> None:  # noqa: ANN001
-    result = subprocess.run(
-        [
-            str(BIN / "schemathesis"),
-            "run",
-            f"{service['url']}/openapi.json",
-            "--checks",
-            "not_a_server_error",
-            "--max-examples",
-            "25",
-            "--request-timeout",
-            "30",
-            "--generation-deterministic",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=500,
-        cwd=tmp_path,  # its .schemathesis cache stays out of the checkout
-    )
-    assert result.returncode == 0, result.stdout[-4000:]
 
 
 def test_serving_settings_default_and_build_the_config() -> None:
