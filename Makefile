@@ -46,14 +46,24 @@ lint: venv
 ui: venv
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
 
-# make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it with gunicorn
-#             in gunicorn_conf.py's layout (set WEB_CONCURRENCY / GUNICORN_THREADS to choose another).
+# make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it on 127.0.0.1:$(PORT):
+#             with Docker, as EC2 does (inference/docker-compose.yml: nginx in front of gunicorn, the model
+#             folder mounted read-only); without, gunicorn alone in gunicorn_conf.py's layout.
 MODEL_NAME ?= vit_tiny_patch16_224
 PORT ?= 8080
+BASE_IMAGE ?= python:3.11-slim-bookworm
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
 serve: venv
 	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
-	MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) \
-		$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
+	@if docker info >/dev/null 2>&1; then \
+		echo "serving with Docker (nginx + gunicorn) on 127.0.0.1:$(PORT)"; \
+		MODEL_HOST_PATH=$(CURDIR)/outputs/models MODEL_NAME=$(MODEL_NAME) PROXY_BIND=127.0.0.1:$(PORT) \
+			BASE_IMAGE=$(BASE_IMAGE) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(COMPOSE) -f inference/docker-compose.yml up --build; \
+	else \
+		echo "no Docker engine: gunicorn alone on 127.0.0.1:$(PORT)"; \
+		MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) \
+			$(VENV)/bin/gunicorn -c inference/gunicorn_conf.py; \
+	fi
 
 # make frontend: the Streamlit app on 127.0.0.1:8501, talking to `make serve` (and the Lambda API if set).
 frontend: venv

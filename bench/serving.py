@@ -13,6 +13,7 @@ throughput at saturation at least 90% of the raw predictor's; zero failed reques
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
@@ -39,7 +40,7 @@ from bench.common import (
 )
 from inference.cores import DEFAULT_THREADS, available_cpus, default_workers, session_threads
 from inference.predictor import Predictor, resolve_model_path
-from tests.servers import gunicorn
+from tests.servers import gunicorn, nginx_proxy
 
 Call = Callable[[dict], "str | None"]  # one request from a client (its state): an error text, or None
 
@@ -159,7 +160,11 @@ def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argpa
                                  WEB_CONCURRENCY=str(layout.workers), GUNICORN_THREADS=str(layout.threads),
                                  LOG_LEVEL="warning")  # fmt: skip
     levels = []
-    with context:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(context)
+        if args.proxy:  # as deployed: the clients meet nginx, nginx meets gunicorn
+            proxy, base_url = nginx_proxy(base_url, work / f"{name}-{layout}-nginx.log")
+            stack.enter_context(proxy)
         closed_loop(http_call(base_url, png, []), max(args.concurrency), min(args.seconds, 3.0))  # warm all workers
         for concurrency in args.concurrency:
             server_ms: list[float] = []
@@ -172,7 +177,7 @@ def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argpa
                   f"(raw {level['raw_per_s']:.1f}/s) failures {level['failures']}", flush=True)  # fmt: skip
     first, last = levels[0], levels[-1]
     return {
-        "model": name, "variant": args.variant, "file": path.name, "layout": str(layout),
+        "model": name, "variant": args.variant, "file": path.name, "layout": str(layout), "proxy": args.proxy,
         "workers": layout.workers, "threads": layout.threads, "session_threads": threads, "levels": levels,
         "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
@@ -182,7 +187,8 @@ def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argpa
 
 def markdown(result: dict) -> str:
     parts = [
-        f"gunicorn on 127.0.0.1, {result['seconds']:.0f} s per level in {result['rounds']} slices, on "
+        f"gunicorn on 127.0.0.1{' behind nginx (inference/proxy.py)' if result['proxy'] else ''}, "
+        f"{result['seconds']:.0f} s per level in {result['rounds']} slices, on "
         f"{describe(result['machine'])}, {result['machine']['date']}. `layout`: gunicorn workers x threads, each "
         "worker's session on cores / workers threads; `raw`: the same layout's predictors in-process, in slices "
         "alternating with the service's; `client CPU`: the load generator's share of one core.\n"
@@ -223,13 +229,20 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="service time per concurrency level")
     parser.add_argument("--rounds", type=at_least(1), default=4, help="slices per level, alternating service and raw")
+    parser.add_argument(
+        "--proxy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="through nginx in front of gunicorn, as deployed (--no-proxy: gunicorn alone)",
+    )
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         models = [bench_layout(name, resolve_model_path(store, name, args.variant), store, layout, args, Path(tmp))
                   for name in args.models for layout in args.layouts]  # fmt: skip
-    return publish(args.out, "serving", {"seconds": args.seconds, "rounds": args.rounds, "models": models}, markdown)
+    result = {"seconds": args.seconds, "rounds": args.rounds, "proxy": args.proxy, "models": models}
+    return publish(args.out, "serving", result, markdown)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def main() -> None:
     )
     nginx = os.environ.get("NGINX", "nginx")
     sys.stdout.flush()
-    os.execvp(nginx, [nginx, "-p", str(prefix), "-c", str(config), "-g", "daemon off;"])
+    os.execvp(nginx, [nginx, "-e", "stderr", "-p", str(prefix), "-c", str(config), "-g", "daemon off;"])
 
 
 if __name__ == "__main__":

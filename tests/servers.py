@@ -209,3 +209,18 @@ def gunicorn(store: Path, log: Path, **env: str) -> tuple[contextmanager, str]:
     port = free_port()
     command, environment = gunicorn_launch(store, port, **{"WEB_CONCURRENCY": "2", **env})
     return process(command, f"http://127.0.0.1:{port}/health", environment, log), f"http://127.0.0.1:{port}"
+
+
+def nginx_proxy(upstream_url: str, log: Path, **env: str) -> tuple[contextmanager, str]:
+    """``python -m inference.proxy`` (Debian's nginx) in front of ``upstream_url``: (context, base URL)."""
+    import sys
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise RuntimeError("nginx is not installed (.ci/run installs Debian's nginx-light)")
+    port = free_port()
+    prefix = tempfile.mkdtemp(prefix="mhist-nginx-")
+    environment = {**os.environ, "PROXY_BIND": f"127.0.0.1:{port}", "UPSTREAM": upstream_url.removeprefix("http://"),
+                   "PROXY_PREFIX": prefix, "NGINX": nginx, **env}  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return process([sys.executable, "-m", "inference.proxy"], f"{url}/health", environment, log), url

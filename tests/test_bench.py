@@ -168,8 +168,10 @@ def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict,
         assert all(level["requests"] > 0 and level["p50_ms"] <= level["p99_ms"] for level in model["levels"])
         assert all(level["server_p50_ms"] > 0 and level["raw_per_s"] > 0 for level in model["levels"])
         assert [level["raw_callers"] for level in model["levels"]] == [1, 2]
+    assert all(model["proxy"] for model in serving_result["models"])  # through nginx, as deployed
     table = (results / "serving.md").read_text()
     assert "goal >= 90%" in table
+    assert "behind nginx" in table
     assert "| mlp-small | model.int8.onnx | 2x1 | 2 |" in table
 
 

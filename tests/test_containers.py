@@ -1,5 +1,5 @@
-"""No Docker engine here: the Dockerfiles are linted with hadolint and the compose file is parsed
-and checked against what the app expects (port, model mount, health check)."""
+"""The Dockerfiles linted with hadolint, and the compose file checked against what the app and the
+instance expect (host network, model mount, health checks); tests/test_images.py builds and runs them."""
 
 from __future__ import annotations
 
@@ -31,22 +31,32 @@ def test_dockerfiles_copy_what_exists_and_start_what_exists() -> None:
         instructions = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
         assert "torch" not in instructions
     assert 'CMD ["inference.lambda_handler.handler"]' in lambda_file
+    assert 'ENTRYPOINT ["/opt/venv/bin/python", "-m", "awslambdaric"]' in lambda_file
     assert 'CMD ["gunicorn", "-c", "inference/gunicorn_conf.py"]' in server_file
+    for text in (lambda_file, server_file):  # the public base on AWS, another only when named
+        assert "ARG BASE_IMAGE=python:3.11-slim-bookworm\nFROM ${BASE_IMAGE}" in text
     assert (INFERENCE / "gunicorn_conf.py").is_file()
     assert "/ready" in server_file  # the container is healthy only with a model loaded
 
 
-def test_compose_runs_the_service_with_the_models_mounted_read_only() -> None:
+def test_compose_runs_nginx_in_front_of_gunicorn_with_the_models_mounted_read_only() -> None:
     compose = yaml.safe_load((INFERENCE / "docker-compose.yml").read_text())
-    service = compose["services"]["inference"]
-    assert service["build"]["dockerfile"] == "inference/Dockerfile.server"
-    assert (INFERENCE / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
-    assert service["restart"] == "unless-stopped"
-    (volume,) = service["volumes"]
-    assert volume["target"] == service["environment"]["MODEL_ROOT"] == "/models"
+    app, proxy = compose["services"]["app"], compose["services"]["proxy"]
+    for service in (app, proxy):
+        assert service["build"]["dockerfile"] == "inference/Dockerfile.server"
+        assert (INFERENCE / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+        assert service["restart"] == "unless-stopped"
+        assert service["network_mode"] == "host"  # no bridge: the app listens on 127.0.0.1 only
+        assert "ports" not in service
+    assert proxy["command"] == ["python", "-m", "inference.proxy"]
+    assert proxy["environment"]["UPSTREAM"] == app["environment"]["BIND"] == "${APP_BIND:-127.0.0.1:8081}"
+    (volume,) = app["volumes"]
+    assert volume["target"] == app["environment"]["MODEL_ROOT"] == "/models"
     assert volume["read_only"] is True
-    assert service["ports"][0].endswith(":8080")
-    assert "/ready" in " ".join(service["healthcheck"]["test"])
+    assert "/ready" in " ".join(app["healthcheck"]["test"])
     # the layout is gunicorn_conf.py's unless the host sets it: a pinned default here once overrode it
-    assert service["environment"]["WEB_CONCURRENCY"] is None
-    assert service["environment"]["GUNICORN_THREADS"] is None
+    assert app["environment"]["WEB_CONCURRENCY"] is None
+    assert app["environment"]["GUNICORN_THREADS"] is None
+    # both refuse by the same limits, passed on only when set
+    assert {k for k, v in proxy["environment"].items() if v is None} == {k for k in app["environment"]
+                                                                          if k.startswith("MAX_")}  # fmt: skip

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from inference import errors
 from inference.preprocessing import decode, to_input
@@ -121,3 +123,31 @@ def test_serving_modules_never_import_torch(tmp_path: Path) -> None:
 def test_serving_requirements_have_no_torch() -> None:
     lines = (REPO / "requirements" / "inference.txt").read_text().lower().splitlines()
     assert not [line for line in lines if line.startswith(("torch", "lightning", "timm"))]
+
+
+def sixteen_bit_png(width: int, height: int) -> bytes:
+    """A grey 16-bit PNG of zeros, written chunk by chunk: tens of megapixels in tens of kilobytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * ((1 + width * 2) * height), 9)
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_a_small_file_of_too_many_pixels_is_refused_before_it_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 91 KB 16-bit PNG of 39 megapixels cost 1.5-5 s and 1.2 GB to decode."""
+    data = sixteen_bit_png(6245, 6245)
+    assert len(data) < 200_000
+    decoded: list[Image.Image] = []
+    load = ImageFile.ImageFile.load  # what a PNG's pixels are read by
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image) or load(image))
+    with pytest.raises(errors.ServingError) as refused:
+        decode(data)
+    assert decoded == []  # its header was read, never its pixels
+    assert (refused.value.code, refused.value.status) == ("image_too_large", 413)
+    small = decode(sixteen_bit_png(64, 48))  # within the limits, it decodes: 8-bit RGB, black
+    assert (small.mode, small.size, small.getpixel((0, 0))) == ("RGB", (64, 48), (0, 0, 0))
+    assert decoded  # the patch sees a decode
+    assert {image.size for image in decoded} == {(64, 48)}

@@ -5,8 +5,6 @@ gives gunicorn only whole requests, and answers what it refuses itself with the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import pytest
 import requests
 
 from bench.common import sample_png as png
-from tests.servers import free_port, gunicorn, process
+from tests.servers import gunicorn, nginx_proxy
 
 pytestmark = pytest.mark.slow
 MODEL, MAX_BYTES, TIMEOUT_S = "mlp-64-32", 300_000, 3
@@ -29,23 +27,11 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def proxied(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
-        raise RuntimeError("nginx is not installed (.ci/run installs Debian's)")
     base = tmp_path_factory.mktemp("proxied")
     app, app_url = gunicorn(model_store, base / "gunicorn.log", MODEL_NAME=MODEL, **LIMITS)
-    port = free_port()
-    env = {
-        **os.environ,
-        **LIMITS,
-        "PROXY_BIND": f"127.0.0.1:{port}",
-        "UPSTREAM": app_url.removeprefix("http://"),
-        "PROXY_PREFIX": str(base / "nginx"),
-        "PROXY_TIMEOUT_S": str(TIMEOUT_S),
-        "NGINX": shutil.which("nginx") or "/usr/sbin/nginx",
-    }
-    url = f"http://127.0.0.1:{port}"
-    with app, process([sys.executable, "-m", "inference.proxy"], f"{url}/health", env, base / "nginx.log"):
-        yield {"url": url, "port": port, "log": base / "gunicorn.log", "base": base}
+    proxy, url = nginx_proxy(app_url, base / "nginx.log", PROXY_TIMEOUT_S=str(TIMEOUT_S), **LIMITS)
+    with app, proxy:
+        yield {"url": url, "port": int(url.rsplit(":", 1)[1]), "log": base / "gunicorn.log", "base": base}
 
 
 def predict(url: str, seed: int = 0) -> requests.Response:

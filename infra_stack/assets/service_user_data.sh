@@ -26,7 +26,7 @@ systemctl enable --now docker
 image="__IMAGE__"
 aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "${image%%/*}"
 cd /opt/inference
-SERVICE_IMAGE="$image" MODEL_NAME="__MODEL_NAME__" MODEL_VARIANT="__MODEL_VARIANT__" PORT="__PORT__" \
+SERVICE_IMAGE="$image" MODEL_NAME="__MODEL_NAME__" MODEL_VARIANT="__MODEL_VARIANT__" PROXY_BIND="0.0.0.0:__PORT__" \
   MODEL_HOST_PATH=/mnt/efs/models docker compose up -d --no-build
 # Serving means /ready answers. A stack that has never had a model published (the first deploy) can
 # only answer /health; the load balancer sends it traffic once /ready answers too.
