@@ -2,6 +2,7 @@
 #            local MLflow store (outputs/mlflow.db) and say where the results are.
 # make test: create the environments and run the tests.
 PYTHON ?= python3
+comma := ,
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
@@ -47,18 +48,25 @@ ui: venv
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
 
 # make serve: publish the newest demo run of MODEL_NAME into outputs/models and serve it on 127.0.0.1:$(PORT):
-#             with Docker, as EC2 does (inference/docker-compose.yml: nginx in front of gunicorn, the model
-#             folder mounted read-only); without, gunicorn alone in gunicorn_conf.py's layout.
+#             with Docker, as EC2 does (the service image, inference/docker-compose.yml: nginx in front of
+#             gunicorn, the model folder mounted read-only); without, gunicorn alone in gunicorn_conf.py's layout.
+#             Where no registry answers: BASE_IMAGE=mhist-base:bookworm (.ci/base-image.sh builds it); behind a
+#             TLS proxy, PIP_CA=<its CA bundle> for pip inside the build.
 MODEL_NAME ?= vit_tiny_patch16_224
 PORT ?= 8080
+DOCKER ?= docker
 BASE_IMAGE ?= python:3.11-slim-bookworm
-COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
+PIP_CA ?=
+COMPOSE = $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo $(DOCKER) compose || echo docker-compose)
 serve: venv
 	$(PY) -m inference.publish --latest $(MODEL_NAME) --to outputs/models --tracking-uri $(STORE)
-	@if docker info >/dev/null 2>&1; then \
+	@if $(DOCKER) info >/dev/null 2>&1; then \
 		echo "serving with Docker (nginx + gunicorn) on 127.0.0.1:$(PORT)"; \
-		MODEL_HOST_PATH=$(CURDIR)/outputs/models MODEL_NAME=$(MODEL_NAME) PROXY_BIND=127.0.0.1:$(PORT) \
-			BASE_IMAGE=$(BASE_IMAGE) DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(COMPOSE) -f inference/docker-compose.yml up --build; \
+		DOCKER_BUILDKIT=1 $(DOCKER) build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+			$(if $(PIP_CA),--secret id=pip-ca$(comma)src=$(PIP_CA)) -f inference/Dockerfile.server \
+			-t mhist-inference:local . && \
+		SERVICE_IMAGE=mhist-inference:local MODEL_HOST_PATH=$(CURDIR)/outputs/models MODEL_NAME=$(MODEL_NAME) \
+			PROXY_BIND=127.0.0.1:$(PORT) $(COMPOSE) -f inference/docker-compose.yml up --no-build; \
 	else \
 		echo "no Docker engine: gunicorn alone on 127.0.0.1:$(PORT)"; \
 		MODEL_ROOT=outputs/models MODEL_NAME=$(MODEL_NAME) BIND=127.0.0.1:$(PORT) \
