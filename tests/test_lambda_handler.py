@@ -184,6 +184,7 @@ def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None: 
     assert [r["cold_start"] for r in requests] == [True, False]
     assert requests[0]["init_seconds"] >= 0
     assert all(r["function_name"] == "mhist-predict" for r in requests)  # structured, with the context
+    assert all(r["model"] == "mlp-64-32" and r["model_version"] for r in requests)
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any("LatencyMs" in r and "_aws" in r for r in emitted)  # CloudWatch EMF
 
