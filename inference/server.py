@@ -41,7 +41,7 @@ def create_app(config: ServingConfig | None = None) -> Flask:
     @app.before_request
     def start() -> None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        g.request_id = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:128]  # nginx sets one
 
     @app.after_request
     def record(response: Response) -> Response:

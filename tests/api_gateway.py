@@ -11,8 +11,10 @@ import base64
 import json
 import sys
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
+
+from tests.servers import JsonHandler
 
 STAGE = "prod"
 UP = "/stand-in/up"  # answers without a key, for whoever waits for the stand-in to start
@@ -21,13 +23,13 @@ UP = "/stand-in/up"  # answers without a key, for whoever waits for the stand-in
 def serve(port: int, api_key: str) -> None:
     from inference import lambda_handler  # the model loads here, as in Lambda's init phase
 
-    class Gateway(BaseHTTPRequestHandler):
+    class Gateway(JsonHandler):
         def _proxy(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path == UP:
-                return self._answer(200, {"stand_in": "up"})
+                return self.answer(200, {"stand_in": "up"})
             if self.headers.get("x-api-key") != api_key:
-                return self._answer(403, {"message": "Forbidden"})
+                return self.answer(403, {"message": "Forbidden"})
             path = self.path.split("?", 1)[0].removeprefix(f"/{STAGE}")
             event = {
                 "resource": path,
@@ -46,20 +48,9 @@ def serve(port: int, api_key: str) -> None:
                 invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:p",
             )
             result = lambda_handler.handler(event, context)
-            return self._answer(result["statusCode"], json.loads(result["body"]))
-
-        def _answer(self, status: int, document: dict) -> None:
-            payload = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            return self.answer(result["statusCode"], json.loads(result["body"]))
 
         do_GET = do_POST = _proxy  # noqa: N815 - http.server's names
-
-        def log_message(self, *_: object) -> None:
-            pass
 
     ThreadingHTTPServer(("127.0.0.1", port), Gateway).serve_forever()
 

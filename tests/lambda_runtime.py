@@ -8,7 +8,9 @@ import json
 import queue
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.servers import JsonHandler
 
 PREFIX = "/2018-06-01/runtime"
 
@@ -20,25 +22,21 @@ class RuntimeApi:
         self.init_errors: list[object] = []
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 if self.path != f"{PREFIX}/invocation/next":
-                    return self._answer(404, {"errorType": "NotFound"})
+                    return self.answer(404, {"errorType": "NotFound"})
                 request_id, event = api.events.get()  # long-polls, as the real API does
-                payload = json.dumps(event).encode()
-                self.send_response(200)
-                for name, value in {
-                    "Lambda-Runtime-Aws-Request-Id": request_id,
-                    "Lambda-Runtime-Deadline-Ms": "9999999999999",
-                    "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:mhist",
-                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
-                    "Content-Type": "application/json",
-                    "Content-Length": str(len(payload)),
-                }.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-                return None
+                return self.answer(
+                    200,
+                    event,
+                    {
+                        "Lambda-Runtime-Aws-Request-Id": request_id,
+                        "Lambda-Runtime-Deadline-Ms": "9999999999999",
+                        "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:mhist",
+                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    },
+                )
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -48,19 +46,8 @@ class RuntimeApi:
                 elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
                     api.results.setdefault(parts[1], queue.Queue()).put((parts[2], json.loads(body or b"null")))
                 else:
-                    return self._answer(404, {"errorType": "NotFound"})
-                return self._answer(202, {"status": "OK"})
-
-            def _answer(self, status: int, document: dict) -> None:
-                payload = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *_: object) -> None:
-                pass
+                    return self.answer(404, {"errorType": "NotFound"})
+                return self.answer(202, {"status": "OK"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,9 +15,26 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psycopg2
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A stand-in server's request handler: JSON answers, no access log."""
+
+    def answer(self, status: int, document: object, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass
 
 
 def free_port() -> int:
