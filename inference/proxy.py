@@ -93,11 +93,17 @@ http {{
 
 
 def main() -> None:
+    problems = []  # every bad value named at once, as gunicorn_conf.py does
     try:
         settings = serving_settings(os.environ)
+    except SettingError as error:
+        problems.append(str(error))
+    try:
         timeout_s = whole_number(os.environ, "PROXY_TIMEOUT_S", TIMEOUT_S)
     except SettingError as error:
-        raise SystemExit(f"error: {error}") from None
+        problems.append(str(error))
+    if problems:
+        raise SystemExit(f"error: {'; '.join(problems)}")
     limits = Limits.from_settings(settings)
     prefix = Path(os.environ.get("PROXY_PREFIX") or tempfile.mkdtemp(prefix="mhist-nginx-"))
     user = "nobody nogroup" if os.geteuid() == 0 else None  # nginx's workers drop root; its folders are theirs

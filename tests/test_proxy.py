@@ -5,6 +5,7 @@ gives gunicorn only whole requests, and answers what it refuses itself with the 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -141,3 +142,14 @@ def test_fuzzing_through_the_proxy_finds_no_server_error_and_no_schema_violation
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_a_bad_setting_stops_the_proxy_in_one_line() -> None:
+    env = {**os.environ, "PROXY_TIMEOUT_S": "ten", "MAX_BATCH": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "inference.proxy"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "MAX_BATCH='0': expected a whole number of at least 1" in result.stderr
+    assert "PROXY_TIMEOUT_S='ten': expected a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
