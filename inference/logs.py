@@ -26,7 +26,8 @@ class JsonLines(logging.Formatter):
 
 
 def configure(level: str = "INFO") -> None:
-    """The ``inference`` loggers write JSON lines to stderr (gunicorn's and Lambda's log); idempotent."""
+    """The ``inference`` loggers write JSON lines to stderr (gunicorn's error log), not to the root
+    logger's handlers; idempotent. The Lambda leaves its runtime's logging as it is."""
     logger = logging.getLogger("inference")
     if not any(isinstance(h.formatter, JsonLines) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference import errors
+from inference import errors, logs
 from inference.cores import session_threads
 from inference.environment import serving_settings
 from inference.limits import Limits
@@ -56,7 +56,7 @@ class ServingConfig:
 
 
 def _fields(predictor: Predictor) -> dict[str, dict[str, str]]:
-    return {"fields": {"model": predictor.name, "model_version": predictor.version, "file": str(predictor.path)}}
+    return {logs.FIELDS: {"model": predictor.name, "model_version": predictor.version, "file": str(predictor.path)}}
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

@@ -75,6 +75,5 @@ class LoadBalancer(Construct):
                     "until one is set, and then this listener only redirects to HTTPS.",
                 )
         self.scheme = "https" if certificate_arn else "http"
-        # the name clients use: one the certificate covers, else the load balancer's own
-        self.host_name = public_host_names[0] if public_host_names else self.alb.load_balancer_dns_name
+        # the names clients use, first the one the outputs give: one the certificate covers, else its own
         self.host_names = [*public_host_names, self.alb.load_balancer_dns_name]

@@ -58,7 +58,7 @@ class MhistStack(Stack):
             noncurrent_days=s.artifact_noncurrent_days,
             access_logs=access_logs,
             listener=entry.mlflow_listener,
-            public_host_names=entry.host_names if entry.mlflow_listener else [],
+            host_names=entry.host_names if entry.mlflow_listener else [],
             log_retention=retention,
         )
         store = ModelStore(self, "Models", vpc=vpc, subnets=private)
@@ -140,7 +140,7 @@ class MhistStack(Stack):
             sync,
         )
 
-        base = f"{entry.scheme}://{entry.host_name}"
+        base = f"{entry.scheme}://{entry.host_names[0]}"
         CfnOutput(self, "ApiUrl", value=api.api.url_for_path("/predict"), description="POST images here (x-api-key)")
         CfnOutput(
             self,

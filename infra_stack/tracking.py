@@ -53,7 +53,7 @@ class Tracking(Construct):
         noncurrent_days: int,
         access_logs: s3.IBucket,
         listener: elbv2.ApplicationListener | None,
-        public_host_names: list[str],
+        host_names: list[str],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -125,7 +125,7 @@ class Tracking(Construct):
         add_script(user_data, "wait_until.sh")
         # Host names MLflow answers to (it checks the Host header): Session Manager's local forward,
         # and the load balancer's names when it publishes MLflow.
-        hosts = ["localhost:*", "127.0.0.1:*", *(f"{name}:{port}" for name in public_host_names)]
+        hosts = ["localhost:*", "127.0.0.1:*", *(f"{name}:{port}" for name in host_names)]
         add_script(
             user_data,
             "mlflow_user_data.sh",
