@@ -231,8 +231,17 @@ def _export_random(name: str, folder: Path) -> None:
     print(f"exporting a random-weight {name} to {folder.parent / name} (once)", flush=True)
     fp32 = ox.export_onnx(network, folder / FILES["fp32"], 224)
     int8 = ox.quantize_int8(fp32, folder / FILES["int8"])
-    metadata = ox.base_metadata(model_name=name, threshold=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                                input_size=224, run_id=RANDOM_WEIGHTS_RUN, metrics={})  # fmt: skip
+    expected = network.expected_input  # a timm backbone's own preprocessing, as a fit would record it
+    metadata = ox.base_metadata(
+        model_name=name,
+        threshold=0.5,
+        mean=expected["mean"] or IMAGENET_MEAN,
+        std=expected["std"] or IMAGENET_STD,
+        input_size=224,
+        interpolation=expected["interpolation"] or "bilinear",
+        run_id=RANDOM_WEIGHTS_RUN,
+        metrics={},
+    )
     ox.write_metadata(fp32, {**metadata, "precision": "fp32", "servable": "true"})
     ox.write_metadata(int8, {**metadata, "precision": "int8", "servable": "true"})  # speed only: no gate
 

@@ -18,6 +18,7 @@ REQUIRED_COLUMNS = (IMAGE_COLUMN, LABEL_COLUMN, ANNOTATORS_COLUMN, PARTITION_COL
 LABELS = {"HP": 0, "SSA": 1}
 CLASS_NAMES = ("HP", "SSA")
 PARTITIONS = ("train", "test")
+ANNOTATORS = 7  # pathologists per image
 MAX_LISTED_PROBLEMS = 25
 
 
@@ -80,8 +81,8 @@ def _records(csv_path: Path, reader: csv.DictReader) -> list[MhistRecord]:
             row_problems.append(f"{where}: label {label!r} is not one of {sorted(LABELS)}")
         if partition not in PARTITIONS:
             row_problems.append(f"{where}: partition {partition!r} is not one of {PARTITIONS}")
-        if not votes.isdigit() or int(votes) > 7:
-            row_problems.append(f"{where}: annotator count {votes!r} is not 0..7")
+        if not votes.isdigit() or int(votes) > ANNOTATORS:
+            row_problems.append(f"{where}: annotator count {votes!r} is not 0..{ANNOTATORS}")
         problems += row_problems
         if not row_problems:
             records.append(MhistRecord(name, LABELS[label], partition, int(votes), line))

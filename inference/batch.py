@@ -26,6 +26,9 @@ from inference.predictor import FILES, Predictor, Variant, resolve_model_path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
 
+ANSWER_COLUMNS = ("probability", "label", "threshold", "in_distribution", "ood_score", "ood_reason")
+
+
 def local_images(root: Path) -> list[tuple[str, Path]]:
     folder = root / "images" if (root / "images").is_dir() else root
     return [(p.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -101,7 +104,7 @@ def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16)
     rows: list[dict[str, object]] = []
     pending: list[tuple[str, bytes]] = []
     with handle:
-        writer = csv.DictWriter(handle, ["image", "probability", "label", "threshold", "model_run_id", "error"])
+        writer = csv.DictWriter(handle, ["image", *ANSWER_COLUMNS, "model_run_id", "error"])
         writer.writeheader()
 
         def flush() -> None:
@@ -138,12 +141,14 @@ def _predict_each(predictor: Predictor, pending: list[tuple[str, bytes]]) -> lis
             try:
                 results.append(_row(predictor.predict([data])[0]))
             except errors.ServingError as error:
-                results.append({"probability": "", "label": "", "threshold": predictor.threshold, "error": error.code})
+                results.append(
+                    {**dict.fromkeys(ANSWER_COLUMNS, ""), "threshold": predictor.threshold, "error": error.code}
+                )
         return results
 
 
 def _row(result: dict[str, object]) -> dict[str, object]:
-    return {k: result[k] for k in ("probability", "label", "threshold")} | {"error": ""}
+    return {k: result[k] for k in ANSWER_COLUMNS} | {"error": ""}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,7 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     except errors.ServingError as error:
         sys.exit(f"error: {error.message}")
     failed = sum(1 for r in rows if r["error"])
-    print(f"scored {len(rows) - failed} images ({failed} unreadable) with {predictor.name} -> {args.output}")
+    flagged = sum(1 for r in rows if r["in_distribution"] is False)
+    counts = f"{failed} unreadable, {flagged} unlike the training images"
+    print(f"scored {len(rows) - failed} images ({counts}) with {predictor.name} -> {args.output}")
     known = [(float(r["probability"]), labels[r["image"]]) for r in rows if r["image"] in labels and not r["error"]]
     if known:
         scores, truth = np.array([k[0] for k in known]), np.array([k[1] for k in known])

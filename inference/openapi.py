@@ -19,13 +19,16 @@ ERROR = {
 }
 PREDICTION = {
     "type": "object",
-    "required": ["model", "probability", "label", "threshold", "latency_ms"],
+    "required": ["model", "probability", "label", "threshold", "in_distribution", "latency_ms"],
     "properties": {
         "model": {"type": "string"},
         "model_version": {"type": "string"},
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "label": {"type": "string"},
         "threshold": {"type": "number"},
+        "in_distribution": {"type": "boolean"},
+        "ood_score": {"type": "number", "nullable": True, "description": "distance / the guard's cut-off"},
+        "ood_reason": {"type": "string", "nullable": True},
         "latency_ms": {"type": "number"},
     },
 }

@@ -18,16 +18,19 @@ from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from inference import errors
 from inference.cores import available_cpus
 from inference.limits import Limits
-from inference.preprocessing import load, open_image, to_input
+from inference.preprocessing import Interpolation, load, open_image, to_input
+from inference.screening import tissue_problem
 
 log = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
 REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+OOD_REASON = "unlike the training images (its features are farther from them than the guard's cut-off)"
 
 
 @functools.lru_cache(maxsize=32)
@@ -89,7 +92,8 @@ class Predictor:
         if missing:
             raise errors.model_not_ready(f"{path} lacks metadata {missing}: export it with training/export.py")
         predictor = cls(path, session, metadata, limits or Limits(), time.perf_counter() - started)
-        log.info("loaded %s (%s) in %.2f s", path, predictor.name, predictor.load_seconds)
+        guard = "no OOD guard" if predictor.ood_cutoff is None else f"OOD cut-off {predictor.ood_cutoff:.4g}"
+        log.info("loaded %s (%s) in %.2f s, %s", path, predictor.name, predictor.load_seconds, guard)
         if metadata.get("servable", "true") != "true":  # only a variant asked for by name gets here
             log.warning("%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
                         "served because it was asked for by name", path, metadata.get("int8_auroc_drop", "?"),
@@ -111,6 +115,11 @@ class Predictor:
     @functools.cached_property
     def input_size(self) -> int:
         return int(json.loads(self.metadata["input_size"])[-1])
+
+    @functools.cached_property
+    def interpolation(self) -> Interpolation:
+        """The resize the model was trained with; files exported before it was recorded used bilinear."""
+        return self.metadata.get("interpolation", "bilinear")
 
     @functools.cached_property
     def normalization(self) -> tuple[list[float], list[float]]:
@@ -143,32 +152,62 @@ class Predictor:
         (every int8 file before static scales) sets activation scales per run, from all its images."""
         return self.metadata.get("precision") != "int8" or self.metadata.get("quantization") == "static"
 
-    def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
+    @functools.cached_property
+    def ood_cutoff(self) -> float | None:
+        """The guard's cut-off on the graph's ``ood_score``, or None for a file exported without one."""
+        outputs = {output.name for output in self.session.get_outputs()}
+        return float(self.metadata["ood_cutoff"]) if "ood_score" in outputs and "ood_cutoff" in self.metadata else None
+
+    def inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Decoded RGB images -> the graph's input batch, preprocessed as the model was trained."""
+        mean, std = self.normalization
+        return np.stack([to_input(image, self.input_size, mean, std, self.interpolation) for image in images])
+
+    def scores(self, images: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
+        """Per image: P(SSA); the OOD score as a multiple of its cut-off (None without a guard); and why
+        the image itself is not an H&E patch (None when its colours allow it)."""
         self.check(images)
         opened = [open_image(data, max_pixels=self.limits.max_pixels) for data in images]  # headers only
         pixels = sum(image.width * image.height for image in opened)
         if pixels > self.limits.max_request_pixels:
             raise errors.request_too_large(pixels, self.limits.max_request_pixels)
-        mean, std = self.normalization
-        batch = np.stack([to_input(load(image), self.input_size, mean, std) for image in opened])
+        decoded = [load(image) for image in opened]
+        problems = [tissue_problem(image) for image in decoded]
+        batch = self.inputs(decoded)
         runs = [batch] if self.batch_independent else np.split(batch, len(batch))
+        outputs = ["probability"] if self.ood_cutoff is None else ["probability", "ood_score"]
         with self._run_lock:  # one run at a time: the session's threads already use every core it was given
-            return np.concatenate([self.session.run(["probability"], {"image": run})[0] for run in runs]).astype(float)
+            results = [self.session.run(outputs, {"image": run}) for run in runs]
+        probabilities = np.concatenate([r[0] for r in results]).astype(float)
+        if self.ood_cutoff is None:
+            return probabilities, None, problems
+        return probabilities, np.concatenate([r[1] for r in results]).astype(float) / self.ood_cutoff, problems
+
+    def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
+        return self.scores(images)[0]
 
     def predict(self, images: Sequence[bytes]) -> list[dict[str, Any]]:
-        """One answer per image: probability, label by the model's threshold, threshold, model, time."""
+        """One answer per image: probability, label by the model's threshold, threshold, whether the image
+        looks like what the model learned (and why not), model, time."""
         started = time.perf_counter()
-        probabilities = self.probabilities(images)
+        probabilities, ood_scores, problems = self.scores(images)
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         positive, negative = self.metadata["positive_class"], self.metadata["negative_class"]
-        return [
-            {
-                "model": self.name,
-                "model_version": self.version,
-                "probability": round(float(p), 6),
-                "label": positive if p >= self.threshold else negative,
-                "threshold": self.threshold,
-                "latency_ms": latency_ms,
-            }
-            for p in probabilities
-        ]
+        answers = []
+        for i, p in enumerate(probabilities):
+            ood = None if ood_scores is None else round(float(ood_scores[i]), 4)
+            reason = problems[i] or (OOD_REASON if ood is not None and ood > 1 else None)
+            answers.append(
+                {
+                    "model": self.name,
+                    "model_version": self.version,
+                    "probability": round(float(p), 6),
+                    "label": positive if p >= self.threshold else negative,
+                    "threshold": self.threshold,
+                    "in_distribution": reason is None,
+                    "ood_score": ood,
+                    "ood_reason": reason,
+                    "latency_ms": latency_ms,
+                }
+            )
+        return answers

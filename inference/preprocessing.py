@@ -1,8 +1,9 @@
 """Image bytes -> the model's input, in numpy and Pillow.
 
 This is the serving twin of training's evaluation transform (``training/transforms.py``):
-decode, EXIF orientation, first frame, any mode to 8-bit RGB, Pillow bilinear resize, scale to
-[0, 1], normalize with the model's own mean and std. A test holds the two to 1e-5.
+decode, EXIF orientation, first frame, any mode to 8-bit RGB, Pillow resize with the model's own
+interpolation, scale to [0, 1], normalize with the model's own mean and std. A test holds the two
+to 1e-5.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,6 +20,13 @@ from PIL import Image, ImageOps
 from inference import errors
 from inference.limits import Limits
 
+Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos"]  # timm's names, torchvision's too
+RESAMPLING: dict[str, Image.Resampling] = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 # round(v * 255 / 65535) for every 16-bit value: a lookup, not a float64 copy of a 16-bit image
 SIXTEEN_TO_EIGHT = np.round(np.arange(65536) * 255.0 / 65535.0).astype(np.uint8)
 
@@ -78,10 +87,16 @@ def decode(data: bytes, *, max_pixels: int = Limits.max_pixels) -> Image.Image:
     return load(open_image(data, max_pixels=max_pixels))
 
 
-def to_input(image: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def to_input(
+    image: Image.Image,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    interpolation: Interpolation = "bilinear",
+) -> np.ndarray:
     """RGB image -> float32 ``[3, size, size]``, normalized."""
     if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BILINEAR)
+        image = image.resize((size, size), RESAMPLING[interpolation])
     array = np.asarray(image, dtype=np.float32) / np.float32(255.0)
     array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(array.transpose(2, 0, 1))

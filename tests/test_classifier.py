@@ -13,8 +13,10 @@ from training.networks import MlpClassifier
 def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:  # noqa: ANN001
     """The summary printed at the start of every fit said "Total FLOPs: 0" until the module had an
     example input; it now takes one of the data's size."""
-    data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=32)
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(12, 6)), pos_weight=2.0)
+    data = MhistDataModule(
+        str(small_root), 16, num_workers=0, normalization="dataset", network_input=model.net.expected_input
+    )
     cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
     weights = 3 * 32 * 32 * 12 + 12 * 6 + 6 * 1
     assert ModelSummary(model).total_flops == 2 * weights  # a multiply and an add per weight, one image
@@ -44,7 +46,21 @@ def test_out_of_range_settings_are_refused_together_before_a_fit() -> None:
 
 
 def test_an_image_size_the_network_does_not_take_is_refused_before_the_first_step(tmp_path, small_root) -> None:  # noqa: ANN001
-    data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=64)
+    data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=64, normalization="imagenet")
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(4,)), pos_weight=2.0)
     with pytest.raises(TrainingSetupError, match="data.input_size is 64 but mlp-4 takes 32x32 images"):
         cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
+
+
+def test_soft_targets_train_on_the_votes_and_score_on_the_majority_label(tmp_path, small_root) -> None:  # noqa: ANN001
+    model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(8,)), pos_weight=2.0)
+    net_input = model.net.expected_input
+    data = MhistDataModule(
+        str(small_root), 16, num_workers=0, normalization="dataset", targets="votes", network_input=net_input
+    )
+    data.setup("fit")
+    assert sorted({round(t * 7) for _, t in data.train_set}) != [0, 7]  # shares of 7, not labels
+    assert {t for _, t in data.val_set} == {0, 1}
+    cpu_trainer(tmp_path, max_epochs=1).fit(model, datamodule=data)
+    logged = cpu_trainer(tmp_path).validate(model, datamodule=data)[0]
+    assert 0 <= logged["val/sensitivity"] <= 1

@@ -24,6 +24,7 @@ def rewrite_csv(root: Path, edit) -> None:  # noqa: ANN001 - edit: (header, rows
 
 
 def make(root: Path, **kwargs) -> MhistDataModule:  # noqa: ANN003
+    kwargs.setdefault("normalization", "imagenet")  # no network linked here to take statistics from
     dm = MhistDataModule(str(root), batch_size=8, num_workers=0, **kwargs)
     dm.setup("fit")
     return dm

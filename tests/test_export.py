@@ -50,12 +50,13 @@ def test_metadata_round_trips(vit_onnx, tmp_path: Path) -> None:  # noqa: ANN001
         mean=(0.1, 0.2, 0.3),
         std=(0.4, 0.5, 0.6),
         input_size=224,
+        interpolation="bicubic",
         run_id="abc123",
         metrics={"val": {"auroc": 0.91}, "test": {"auroc": 0.88}},
     )
     ox.write_metadata(target, metadata)
     read = ox.read_metadata(target)
-    expected_keys = {"model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class"}
+    expected_keys = {"model_name", "threshold", "mean", "std", "input_size", "interpolation", "positive_class"}
     assert expected_keys | {"mlflow_run_id", "created_at", "metrics"} <= read.keys()
     assert float(read["threshold"]) == pytest.approx(0.4321)
     assert json.loads(read["mean"]) == [0.1, 0.2, 0.3]

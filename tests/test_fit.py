@@ -53,6 +53,12 @@ def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name:
     assert len(run.data.tags["git_commit"].removesuffix("-dirty")) == 40
     assert "model.lr" in params
     assert "finetuning.unfreeze_at_epoch" in params
+    assert re.fullmatch(rf"{model_name}-\d{{8}}-\d{{6}}", run.info.run_name)
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == run.data.tags["data.annotations_sha256"][:36]
+    assert sum(sum(counts.values()) for counts in json.loads(dataset.dataset.profile).values()) == 480
+    experiment = client_for(root).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 @pytest.mark.parametrize("index", [0, 1])
@@ -66,13 +72,36 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
         "plots/confusion_test.png",
         "plots/augmented_train.png",
         "plots/lr_schedule.png",
+        "plots/reliability.png",
     } <= listed
     local = Path(client.download_artifacts(run_id, "model", str(root / f"dl-{run_id}")))
     card = json.loads((local / "card.json").read_text())
     metadata = read_metadata(local / "model.onnx")
     run = client.get_run(run_id)
+    metrics = run.data.metrics
     assert metadata["mlflow_run_id"] == card["mlflow_run_id"] == run_id
-    assert float(metadata["threshold"]) == pytest.approx(run.data.metrics["test_tuned/threshold"], abs=1e-6)
+    assert float(metadata["threshold"]) == pytest.approx(metrics["export/threshold"], abs=1e-6)
+    # The temperature is in the graph and the threshold re-tuned on its output: the same labels as
+    # the PyTorch test at the uncalibrated threshold, a different number.
+    in_graph = json.loads(metadata["calibration"])
+    assert in_graph == {k: card["calibration"][k] for k in ("temperature", "bias")}
+    assert in_graph["temperature"] == pytest.approx(metrics["calibration/temperature"])
+    assert card["metrics"]["test"]["sensitivity"] == pytest.approx(metrics["test_tuned/sensitivity"], abs=1e-6)
+    assert card["metrics"]["test"]["specificity"] == pytest.approx(metrics["test_tuned/specificity"], abs=1e-6)
+    loss = card["calibration"]["log_loss"]["validation"]
+    assert loss["after"] <= loss["before"] + 1e-6  # minimized there from (T, b) = (1, 0), so never worse
+    assert metrics["calibration/test_ece_after"] == pytest.approx(card["calibration"]["ece"]["test"]["after"])
+    low, high = card["intervals_95"]["test"]["auroc"]
+    assert low <= card["metrics"]["test"]["auroc"] <= high
+    strata = card["test_by_agreement"]
+    assert (
+        sum(s["images"] for s in strata.values())
+        == card["data"]["splits"]["test"]["HP"] + card["data"]["splits"]["test"]["SSA"]
+    )
+    assert metrics["test_agreement/4_of_7/images"] == strata["4_of_7"]["images"]
+    assert card["intended_use"].startswith("Research use only, not for clinical diagnosis")
+    assert card["data"]["description"].startswith("synthetic demo images")
+    assert metadata["interpolation"] == ("bicubic", "bilinear")[index]  # timm's pretrained config; the MLP's default
     assert card["parity"]["max_abs_diff"] <= 1e-4
     int8 = read_metadata(local / "model.int8.onnx")
     assert int8["servable"] == ("true" if card["int8"]["servable"] else "false")
@@ -216,7 +245,7 @@ def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Pa
     assert read_metadata(tmp_path / "again" / "model" / "model.onnx")["model_name"] == "mlp-64-32"
     checkpoint = client_for(root).get_run(runs[1]).data.tags["best_checkpoint"]
     card = export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "ckpt"), "--tracking-uri", store])
-    assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["test_tuned/threshold"])
+    assert card["threshold"] == pytest.approx(client_for(root).get_run(runs[1]).data.metrics["export/threshold"])
     (tmp_path / "a file").write_text("")  # an --out that cannot be made: said before the export's work
     with pytest.raises(
         SystemExit,

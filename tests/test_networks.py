@@ -45,6 +45,7 @@ def test_local_weights_file_is_loaded(tmp_path) -> None:  # noqa: ANN001
     loaded = net.features.state_dict()
     assert expected.keys() == loaded.keys()
     assert all(torch.equal(expected[k], loaded[k]) for k in expected)
+    assert net.expected_input["mean"] == (0.5, 0.5, 0.5)  # the local file keeps the backbone's pretrained config
 
 
 def test_unknown_names_and_missing_weights_are_named(tmp_path) -> None:  # noqa: ANN001
@@ -76,3 +77,47 @@ def test_out_of_range_network_settings_are_refused_by_name() -> None:
         MlpClassifier(input_size=8, hidden_sizes=(4, 0), dropout=1.5)
     with pytest.raises(TrainingSetupError, match=r"^model.net: drop_rate must be in \[0, 1\), got -0.1$"):
         TimmClassifier(**TINY_VIT, drop_rate=-0.1)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "mean", "interpolation", "size"),
+    [
+        ("vit_base_patch16_224", (0.5, 0.5, 0.5), "bicubic", 224),  # augreg2_in21k_ft_in1k
+        ("resnet50.tv_in1k", (0.485, 0.456, 0.406), "bilinear", 224),  # torchvision's weights
+        ("inception_v3", (0.5, 0.5, 0.5), "bicubic", 299),
+    ],
+)
+def test_the_data_module_feeds_a_backbone_its_pretraining_preprocessing(
+    model_name: str,
+    mean: tuple,
+    interpolation: str,
+    size: int,
+    small_root,
+    tmp_path,  # noqa: ANN001
+) -> None:
+    """vit.yaml normalized with ImageNet's statistics although timm's ViT-B/16 was pretrained on
+    mean/std 0.5 with bicubic resizing; the config now takes them from timm's pretrained config."""
+    from training.cli import MhistCLI, config_path
+
+    args = ["--config", config_path("vit.yaml"), "--data.root", str(small_root), "--trainer.accelerator", "cpu"]
+    args += ["--trainer.precision", "32", "--trainer.default_root_dir", str(tmp_path)]
+    args += ["--model.net.init_args.model_name", model_name, "--model.net.init_args.pretrained", "false"]
+    data = MhistCLI(args=args).datamodule
+    assert data.normalization == (mean, mean if mean == (0.5, 0.5, 0.5) else (0.229, 0.224, 0.225))
+    assert (data.interpolation, data.input_size) == (interpolation, size)
+    data.setup("fit")
+    assert data.val_set.transform.transforms[0].interpolation.value == interpolation
+    assert data.val_set[0][0].shape == (3, size, size)
+    overridden = MhistCLI(args=[*args, "--data.normalization", "imagenet", "--data.interpolation", "nearest"])
+    assert overridden.datamodule.normalization[0] == (0.485, 0.456, 0.406)
+    assert overridden.datamodule.interpolation == "nearest"
+
+
+def test_a_network_without_pretraining_asks_for_statistics(small_root) -> None:  # noqa: ANN001
+    from training.datamodule import MhistDataModule
+
+    net = MlpClassifier(input_size=32, hidden_sizes=(4,))
+    data = MhistDataModule(str(small_root), num_workers=0, network_input=net.expected_input)
+    with pytest.raises(TrainingSetupError, match="data.normalization is pretrained, but the network has no"):
+        data.setup("fit")
+    assert (data.input_size, data.interpolation) == (32, "bilinear")

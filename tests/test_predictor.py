@@ -145,11 +145,12 @@ def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Pat
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(output.open()))
     assert len(rows) == 80
-    assert set(rows[0]) == {"image", "probability", "label", "threshold", "model_run_id", "error"}
+    answer = {"probability", "label", "threshold", "in_distribution", "ood_score", "ood_reason"}
+    assert set(rows[0]) == {"image", *answer, "model_run_id", "error"}
     (broken,) = [r for r in rows if r["error"]]
     assert (broken["image"], broken["error"]) == ("demo_00002.png", "invalid_image")
     assert all(r["label"] in ("HP", "SSA") for r in rows if not r["error"])
-    assert "scored 79 images (1 unreadable)" in result.stdout
+    assert "scored 79 images (1 unreadable, " in result.stdout
     assert "against annotations.csv (79 images: 25 SSA, 54 HP): AUROC" in result.stdout
     assert "scoring" in result.stderr  # the progress bar
 
@@ -355,3 +356,19 @@ def test_a_probability_is_a_function_of_the_image_alone(model_store: Path, file:
     in_pairs = np.concatenate([predictor.probabilities(images[i : i + 2]) for i in range(0, 16, 2)])
     assert np.max(np.abs(together - alone)) <= 1e-6
     assert np.max(np.abs(in_pairs - alone)) <= 1e-6
+
+
+def test_the_resize_uses_the_interpolation_the_model_was_trained_with(model_store: Path, tmp_path: Path) -> None:
+    from inference.preprocessing import decode, to_input
+
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    path = store / MODEL / "model.onnx"
+    image = decode(sample_png(seed=3, size=300))
+    bilinear = Predictor.load(path)
+    assert bilinear.interpolation == "bilinear"
+    write_metadata(path, {**read_metadata(path), "interpolation": "bicubic"})
+    bicubic = Predictor.load(path)
+    mean, std = bicubic.normalization
+    expected = to_input(image, bicubic.input_size, mean, std, "bicubic")
+    np.testing.assert_array_equal(bicubic.inputs([image])[0], expected)
+    assert np.abs(bilinear.inputs([image])[0] - expected).max() > 0.01

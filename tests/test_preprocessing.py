@@ -52,14 +52,15 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_parity_with_the_training_transform(name: str, tmp_path: Path) -> None:
+def test_parity_with_the_training_transform(name: str, interpolation: str, tmp_path: Path) -> None:
     make, fmt = CASES[name]
     path = tmp_path / f"{name}.{fmt.lower()}"
     make().save(path, fmt)
     for mean, std in ((MEAN, STD), (IMAGENET_MEAN, IMAGENET_STD)):
-        training = eval_transform(224, mean, std)(load_rgb(path)).numpy()
-        serving = to_input(decode(path.read_bytes()), 224, mean, std)
+        training = eval_transform(224, mean, std, interpolation)(load_rgb(path)).numpy()
+        serving = to_input(decode(path.read_bytes()), 224, mean, std, interpolation)
         assert serving.dtype == np.float32
         assert serving.shape == training.shape == (3, 224, 224)
         np.testing.assert_allclose(serving, training, atol=1e-5, rtol=0)

@@ -9,29 +9,31 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader
 
+from training import calibration, cards, plots
 from training import onnx_export as ox
-from training import plots
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
-from training.metrics import binary_metrics
+from training.metrics import INTERVAL_METRICS, binary_metrics, bootstrap_intervals, metrics_by_agreement
 
 log = logging.getLogger(__name__)
 
 
-def _probabilities(
+def _outputs(
     loader: DataLoader, sessions: dict[str, Any], net: torch.nn.Module | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Probabilities from each ONNX session (and the PyTorch net, when given) on one pass."""
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in [*sessions, *(["torch"] if net else [])]}
+    """Probabilities from each ONNX session (and the PyTorch net's logits, as ``logits``) on one pass."""
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in [*sessions, *(["logits"] if net else [])]}
     targets = []
     for images, labels in loader:
         batch = images.float().numpy()
@@ -39,31 +41,66 @@ def _probabilities(
             outputs[name].append(ox.run_onnx(sess, batch))
         if net is not None:
             with torch.no_grad():
-                outputs["torch"].append(torch.sigmoid(net(images.float())).numpy())
+                outputs["logits"].append(net(images.float()).double().numpy())
         targets.append(labels.numpy())
     return {k: np.concatenate(v) for k, v in outputs.items()}, np.concatenate(targets)
+
+
+def _metrics(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, float]:
+    return binary_metrics(torch.as_tensor(probs), torch.as_tensor(targets), threshold)
+
+
+def _calibration(
+    logits: dict[str, np.ndarray], targets: dict[str, np.ndarray], temperature: float, bias: float
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """ECE and log loss before and after calibration, and the reliability tables, per split."""
+    ece: dict[str, dict[str, float]] = {}
+    loss: dict[str, dict[str, float]] = {}
+    tables: dict[str, dict[str, Any]] = {}
+    for split, raw in logits.items():
+        stages = {"before": calibration.sigmoid(raw), "after": calibration.calibrated(raw, temperature, bias)}
+        y = targets[split]
+        ece[split] = {k: round(calibration.expected_calibration_error(p, y), 6) for k, p in stages.items()}
+        loss[split] = {k: round(calibration.log_loss(p, y), 6) for k, p in stages.items()}
+        tables[split] = {k: calibration.reliability(p, y) for k, p in stages.items()}
+    summary = {"method": "temperature and bias (Platt scaling of the logit), fitted on validation"}
+    summary |= {"temperature": round(temperature, 6), "bias": round(bias, 6), "bins": calibration.ECE_BINS}
+    return {**summary, "ece": ece, "log_loss": loss}, tables
 
 
 def export_checkpoint(
     module: MhistClassifier, data: MhistDataModule, out_dir: Path, *, run_id: str | None
 ) -> dict[str, Any]:
-    """Write ``model.onnx``, ``model.int8.onnx``, ``card.json`` and the plots under ``out_dir``."""
+    """Calibrate, then write ``model.onnx``, ``model.int8.onnx``, ``card.json`` and the plots under ``out_dir``.
+
+    The calibration is fitted on the validation logits and goes into the graph; the threshold is
+    tuned again on the calibrated validation probabilities (the same labels, a calibrated number)."""
     data.setup("fit")
     model_dir, plot_dir = out_dir / "model", out_dir / "plots"
     net = copy.deepcopy(module.net).cpu().float().eval()
-    threshold = float(module.decision_threshold)
-    size = int(data.hparams.input_size)
-    fp32_path = ox.export_onnx(net, model_dir / "model.onnx", size)
+    size = data.input_size
+    raw_val, val_targets = _outputs(data.val_dataloader(), {}, net)
+    temperature, bias = calibration.fit_calibration(raw_val["logits"], val_targets)
+    calibrated_val = calibration.calibrated(raw_val["logits"], temperature, bias)
+    threshold = module.tune_threshold(calibrated_val, val_targets)
+    fp32_path = ox.export_onnx(net, model_dir / "model.onnx", size, calibration=(temperature, bias))
     int8_path = ox.quantize_int8(fp32_path, model_dir / "model.int8.onnx")
     sessions = {"fp32": ox.session(fp32_path), "int8": ox.session(int8_path)}
 
-    val, val_targets = _probabilities(data.val_dataloader(), sessions, net)
-    parity = ox.check_parity(val["torch"], val["fp32"], threshold)
+    val, _ = _outputs(data.val_dataloader(), sessions)
+    parity = ox.check_parity(calibrated_val, val["fp32"], threshold)
     int8 = ox.judge_int8(val["fp32"], val["int8"], val_targets, threshold)
-    test, test_targets = _probabilities(data.test_dataloader(), {"fp32": sessions["fp32"]})
+    test, test_targets = _outputs(data.test_dataloader(), {"fp32": sessions["fp32"]}, net)
+    test_votes = torch.tensor([r.annotators_ssa for r in data.test_set.records])
+    calibrated, reliability_tables = _calibration(
+        {"validation": raw_val["logits"], "test": test["logits"]},
+        {"validation": val_targets, "test": test_targets},
+        temperature,
+        bias,
+    )
     metrics = {
-        "val": binary_metrics(torch.as_tensor(val["fp32"]), torch.as_tensor(val_targets), threshold),
-        "test": binary_metrics(torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), threshold),
+        "val": _metrics(val["fp32"], val_targets, threshold),
+        "test": _metrics(test["fp32"], test_targets, threshold),
     }
     metadata = ox.base_metadata(
         model_name=module.model_name,
@@ -71,9 +108,11 @@ def export_checkpoint(
         mean=module.mean.tolist(),
         std=module.std.tolist(),
         input_size=size,
+        interpolation=data.interpolation,
         run_id=run_id,
         metrics=metrics,
     )
+    metadata["calibration"] = {k: calibrated[k] for k in ("temperature", "bias")}
     fp32_meta = {**metadata, "precision": "fp32", "servable": "true", "parity_max_abs_diff": f"{parity:.3g}"}
     int8_meta = {
         **metadata,
@@ -87,23 +126,36 @@ def export_checkpoint(
     ox.write_metadata(int8_path, int8_meta)
     card = {
         **metadata,
+        **cards.description(data),
         "threshold": threshold,
+        "metrics_at": f"the threshold {threshold:.4f} tuned on validation ({module.hparams.threshold_strategy})",
+        "intervals_95": {
+            "test": bootstrap_intervals(torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), threshold)
+        },
+        "test_by_agreement": metrics_by_agreement(
+            torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), test_votes, threshold
+        ),
+        "calibration": calibrated,
         "parity": {"max_abs_diff": parity, "allowed": ox.PARITY_ATOL, "images": int(val_targets.size)},
         "int8": int8,
         "files": {p.name: {"bytes": p.stat().st_size} for p in (fp32_path, int8_path)},
     }
-    (model_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (model_dir / "card.json").write_text(json.dumps(cards.finite(card), indent=2, allow_nan=False) + "\n")
 
     name = module.model_name
     splits = {"validation": (val["fp32"], val_targets), "test": (test["fp32"], test_targets)}
     plots.curves(splits, threshold, f"{name}: ROC and precision-recall (exported model)", plot_dir / "curves.png")
     plots.confusion_matrix(test["fp32"], test_targets, threshold, f"{name}: test", plot_dir / "confusion_test.png")
+    title = f"{name}: reliability, calibrated by temperature {temperature:.3f} and bias {bias:.3f}"
+    plots.reliability(reliability_tables, calibrated["ece"], title, plot_dir / "reliability.png")
     images, labels = next(iter(DataLoader(data.train_set, batch_size=16, shuffle=True)))
     mean, std = data.normalization
     plots.image_grid(images, labels.tolist(), mean, std, plot_dir / "augmented_train.png")
     log.info(
-        "exported %s: parity %.2g, int8 AUROC drop %.4f, servable %s",
+        "exported %s: calibration T %.3f b %.3f, parity %.2g, int8 AUROC drop %.4f, servable %s",
         name,
+        temperature,
+        bias,
         parity,
         int8["auroc_drop"],
         int8["servable"],
@@ -127,7 +179,9 @@ def register(client: MlflowClient, run_id: str, name: str) -> str:
 
 
 def log_export(client: MlflowClient, run_id: str, out_dir: Path, card: dict[str, Any]) -> None:
-    """ONNX files, card and plots as run artifacts; int8 judgement as metrics; LR schedule plot."""
+    """ONNX files, card and plots as run artifacts; the card's figures (int8 gate, calibration,
+    intervals, agreement strata) as metrics, in one call; LR schedule plot."""
+    timestamp_ms = int(time.time() * 1000)
     history = {
         key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
         for key in client.get_run(run_id).data.metrics
@@ -137,7 +191,15 @@ def log_export(client: MlflowClient, run_id: str, out_dir: Path, card: dict[str,
         plots.lr_schedule(history, out_dir / "plots" / "lr_schedule.png")
     client.log_artifacts(run_id, str(out_dir / "model"), "model")
     client.log_artifacts(run_id, str(out_dir / "plots"), "plots")
-    for key in ("auroc_drop", "label_agreement"):
-        client.log_metric(run_id, f"int8/{key}", card["int8"][key])
-    client.log_metric(run_id, "int8/servable", float(card["int8"]["servable"]))
-    client.log_metric(run_id, "export/parity_max_abs_diff", card["parity"]["max_abs_diff"])
+    figures = {f"int8/{key}": card["int8"][key] for key in ("auroc_drop", "label_agreement")}
+    figures |= {"int8/servable": float(card["int8"]["servable"]), "export/threshold": card["threshold"]}
+    figures["export/parity_max_abs_diff"] = card["parity"]["max_abs_diff"]
+    figures |= {f"calibration/{k}": card["calibration"][k] for k in ("temperature", "bias")}
+    for measure in ("ece", "log_loss"):
+        for split, stages in card["calibration"][measure].items():
+            figures |= {f"calibration/{split}_{measure}_{stage}": value for stage, value in stages.items()}
+    for name, (low, high) in card["intervals_95"]["test"].items():
+        figures |= {f"test_ci95/{name}_low": low, f"test_ci95/{name}_high": high}
+    for stratum, metrics in card["test_by_agreement"].items():
+        figures |= {f"test_agreement/{stratum}/{k}": metrics[k] for k in ("images", *INTERVAL_METRICS)}
+    client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp_ms, 0) for k, v in figures.items()])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import LightningModule
@@ -79,7 +80,7 @@ class MhistClassifier(LightningModule):
         if datamodule is None:
             return
         mean, std = datamodule.normalization
-        size = datamodule.hparams.input_size  # the model summary's FLOPs and shapes (else "FLOPs: 0")
+        size = datamodule.input_size  # the model summary's FLOPs and shapes (else "FLOPs: 0")
         expected = getattr(self.net, "input_size", None)
         if expected is not None and expected != size:  # else a shape error deep in the first step
             raise TrainingSetupError(
@@ -97,10 +98,12 @@ class MhistClassifier(LightningModule):
         return self.net(images)
 
     def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Loss against the targets (a 0/1 label, or the SSA votes / 7 with ``data.targets: votes``);
+        the metrics against the majority label, which is SSA exactly when the target is at least 0.5."""
         images, targets = batch
         logits = self(images)
         loss = F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=self.loss_pos_weight)
-        return loss, torch.sigmoid(logits.detach().float()), targets
+        return loss, torch.sigmoid(logits.detach().float()), (targets >= 0.5).long()
 
     def _collect(self, stage: str, probs: torch.Tensor, targets: torch.Tensor) -> None:
         self.outputs[f"{stage}_probs"].update(probs)
@@ -142,18 +145,20 @@ class MhistClassifier(LightningModule):
             min_balanced_accuracy=self.hparams.min_balanced_accuracy,
         )
         if not self.trainer.sanity_checking and 0 < int(targets.sum()) < targets.numel():
-            self.decision_threshold.fill_(
-                choose_threshold(
-                    probs.numpy(),
-                    targets.numpy(),
-                    self.hparams.threshold_strategy,
-                    target_sensitivity=self.hparams.target_sensitivity,
-                    beta=self.hparams.f_beta,
-                )
-            )
+            self.decision_threshold.fill_(self.tune_threshold(probs.numpy(), targets.numpy()))
             metrics["threshold"] = float(self.decision_threshold)
             self._log_metrics("val_tuned", binary_metrics(probs, targets, float(self.decision_threshold)))
         self._log_metrics("val", metrics)
+
+    def tune_threshold(self, probs: np.ndarray, targets: np.ndarray) -> float:
+        """The configured strategy's threshold on validation probabilities (each epoch, and after calibration)."""
+        return choose_threshold(
+            probs,
+            targets,
+            self.hparams.threshold_strategy,
+            target_sensitivity=self.hparams.target_sensitivity,
+            beta=self.hparams.f_beta,
+        )
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, probs, targets = self.model_step(batch)

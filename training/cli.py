@@ -6,6 +6,7 @@ run needs get their own config sections (``finetuning``, ``checkpoint``, ``early
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -13,6 +14,7 @@ import warnings
 from argparse import ArgumentError
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning_utilities.core import rank_zero
+from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -37,6 +40,9 @@ from training.mhist import fingerprint
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).parent / "configs"
 MLFLOW_PARAM_LIMIT = 6000
+EXPERIMENT_KIND = "mlflow.experimentKind"
+RUN_NAME_TAG = "mlflow.runName"
+DATASET_CONTEXT = "mlflow.data.context"
 CHECKPOINT_DEFAULTS = {
     "monitor": "val/guarded_score",
     "mode": "max",
@@ -122,6 +128,20 @@ def git_commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def dataset_input(data: MhistDataModule) -> DatasetInput:
+    """The run's MLflow dataset input (its Datasets tab): the folder, its annotations digest, and the
+    class counts per split as the profile."""
+    digest = fingerprint(data.root, data.records)["data.annotations_sha256"]
+    dataset = Dataset(
+        name=data.root.name or "mhist",
+        digest=digest[:36],
+        source_type="local",
+        source=json.dumps({"uri": str(data.root.resolve()), "description": data.hparams.description}),
+        profile=json.dumps({split: data.class_counts(records) for split, records in data.splits.items()}),
+    )
+    return DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT, "training")])
+
+
 class LogConfigToMlflow(SaveConfigCallback):
     """Send the resolved config to the MLflow run as params and as ``config.yaml``.
 
@@ -145,12 +165,19 @@ class LogConfigToMlflow(SaveConfigCallback):
         if fresh:
             logger.log_hyperparams(fresh)
         client.log_text(run_id, text, "config/config.yaml")
-        tags = {"model_name": getattr(pl_module, "model_name", "unknown"), "git_commit": git_commit()}
+        model_name = getattr(pl_module, "model_name", "unknown")
+        tags = {"model_name": model_name, "git_commit": git_commit()}
+        if not existing:  # a fresh run: MLflow drew its name after seed_everything, the same name every time
+            tags[RUN_NAME_TAG] = f"{model_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         datamodule = getattr(trainer, "datamodule", None)
         if isinstance(datamodule, MhistDataModule):
             tags |= fingerprint(datamodule.root, datamodule.records)
+            client.log_inputs(run_id, datasets=[dataset_input(datamodule)])
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
+        # MLflow 3 opens an experiment without this tag on its (empty) traces view, not on its runs
+        experiment_id = client.get_run(run_id).info.experiment_id
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
 
 
 class MhistCLI(LightningCLI):
@@ -175,6 +202,9 @@ class MhistCLI(LightningCLI):
             type=str | None,
             default=None,
             help="also register the ONNX files under this model-registry name",
+        )
+        parser.link_arguments(  # the data module feeds the network what its pretraining expects
+            "model", "data.network_input", compute_fn=lambda model: model.net.expected_input, apply_on="instantiate"
         )
         parser.add_lightning_class_args(FreezeThenUnfreeze, "finetuning")
         parser.add_lightning_class_args(GuardedCheckpoint, "checkpoint")

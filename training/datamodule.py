@@ -14,30 +14,38 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
+from inference.annotations import ANNOTATORS
 from training.errors import TrainingSetupError, refuse_out_of_range
 from training.mhist import MhistRecord, check_images, load_rgb, read_annotations
-from training.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from training.transforms import IMAGENET_MEAN, IMAGENET_STD, NetworkInput, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
-Normalization = Literal["imagenet", "dataset"]
+Normalization = Literal["pretrained", "imagenet", "dataset"]
+Resize = Literal["pretrained", "nearest", "bilinear", "bicubic", "lanczos"]
+Targets = Literal["majority", "votes"]
 Balance = Literal["pos_weight", "sampler", "none"]
 
 
 class MhistImages(Dataset):
-    """(image tensor, label) pairs for a list of records."""
+    """(image tensor, target) pairs for a list of records: the majority label (0 or 1) or, with
+    ``soft_targets``, the share of the 7 pathologists who chose SSA."""
 
-    def __init__(self, root: Path, records: Sequence[MhistRecord], transform: Callable) -> None:
+    def __init__(
+        self, root: Path, records: Sequence[MhistRecord], transform: Callable, *, soft_targets: bool = False
+    ) -> None:
         self.images = root / "images"
         self.records = list(records)
         self.transform = transform
+        self.soft_targets = soft_targets
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | float]:
         record = self.records[index]
-        return self.transform(load_rgb(self.images / record.image)), record.label
+        target = record.annotators_ssa / ANNOTATORS if self.soft_targets else record.label
+        return self.transform(load_rgb(self.images / record.image)), target
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -59,7 +67,14 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
 
 
 class MhistDataModule(LightningDataModule):
-    """MHIST folder -> train/val/test loaders. The test partition is only ever evaluated."""
+    """MHIST folder -> train/val/test loaders. The test partition is only ever evaluated.
+
+    Size, normalization and resize interpolation are the network's own (``network_input``, which
+    ``MhistCLI`` links from the model) unless set here: ``normalization: pretrained`` takes the mean
+    and std of the backbone's pretraining, ``dataset`` measures them on the train split.
+    ``targets: votes`` trains on soft targets (SSA votes / 7); validation and test keep the majority
+    label. ``description`` says what the images are, for the model card.
+    """
 
     def __init__(
         self,
@@ -68,9 +83,13 @@ class MhistDataModule(LightningDataModule):
         val_fraction: float = 0.2,
         seed: int = 42,
         num_workers: int = 4,
-        input_size: int = 224,
-        normalization: Normalization = "imagenet",
+        input_size: int | None = None,
+        normalization: Normalization = "pretrained",
+        interpolation: Resize = "pretrained",
+        network_input: NetworkInput | None = None,
         balance: Balance = "pos_weight",
+        targets: Targets = "majority",
+        description: str = "MHIST (Wei et al., 2021): colorectal polyp H&E patches, 224x224",
         quarter_turns: bool = True,
         flips: bool = True,
         color_jitter: float = 0.0,
@@ -80,7 +99,7 @@ class MhistDataModule(LightningDataModule):
         refuse_out_of_range("data", [
             ("batch_size", batch_size, batch_size >= 1, "at least 1"),
             ("num_workers", num_workers, num_workers >= 0, ">= 0"),
-            ("input_size", input_size, input_size >= 16, "at least 16"),
+            ("input_size", input_size, input_size is None or input_size >= 16, "at least 16"),
             ("color_jitter", color_jitter, color_jitter >= 0, ">= 0"),
         ])  # fmt: skip
         self.save_hyperparameters()
@@ -123,12 +142,36 @@ class MhistDataModule(LightningDataModule):
         counts = self.class_counts(self.splits["train"])
         return counts["HP"] / max(counts["SSA"], 1)
 
+    @property
+    def network_input(self) -> NetworkInput:
+        return self.hparams.network_input or {"input_size": None, "mean": None, "std": None, "interpolation": None}
+
+    @property
+    def input_size(self) -> int:
+        """``input_size`` when set, else the network's, else 224 (the MHIST images' own size)."""
+        return self.hparams.input_size or self.network_input["input_size"] or 224
+
+    @property
+    def interpolation(self) -> str:
+        """The resize's interpolation: as set, else the pretraining's, else bilinear."""
+        if self.hparams.interpolation != "pretrained":
+            return self.hparams.interpolation
+        return self.network_input["interpolation"] or "bilinear"
+
     @cached_property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(mean, std) per channel: ImageNet's, or measured on the train split."""
+        """(mean, std) per channel: the pretraining's, ImageNet's, or measured on the train split."""
+        if self.hparams.normalization == "pretrained":
+            network = self.network_input
+            if network["mean"] is None or network["std"] is None:
+                raise TrainingSetupError(
+                    "data.normalization is pretrained, but the network has no pretrained statistics: "
+                    "set it to dataset (measured on the train split) or imagenet"
+                )
+            return tuple(network["mean"]), tuple(network["std"])
         if self.hparams.normalization == "imagenet":
             return IMAGENET_MEAN, IMAGENET_STD
-        to_unit = v2.Compose(eval_transform(self.hparams.input_size, (0, 0, 0), (1, 1, 1)).transforms)
+        to_unit = v2.Compose(eval_transform(self.input_size, (0, 0, 0), (1, 1, 1), self.interpolation).transforms)
         total, total_sq, pixels = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
         for record in self.splits["train"]:
             x = to_unit(load_rgb(self.root / "images" / record.image)).double()
@@ -141,23 +184,26 @@ class MhistDataModule(LightningDataModule):
         return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
     def setup(self, stage: str | None = None) -> None:
+        splits = self.splits  # a broken folder is named before any setting about it
         mean, std = self.normalization
-        size = self.hparams.input_size
+        size, interpolation = self.input_size, self.interpolation
         self.train_set = MhistImages(
             self.root,
-            self.splits["train"],
+            splits["train"],
             train_transform(
                 size,
                 mean,
                 std,
+                interpolation,
                 quarter_turns=self.hparams.quarter_turns,
                 flips=self.hparams.flips,
                 color_jitter=self.hparams.color_jitter,
             ),
+            soft_targets=self.hparams.targets == "votes",
         )
-        evaluation = eval_transform(size, mean, std)
-        self.val_set = MhistImages(self.root, self.splits["val"], evaluation)
-        self.test_set = MhistImages(self.root, self.splits["test"], evaluation)
+        evaluation = eval_transform(size, mean, std, interpolation)
+        self.val_set = MhistImages(self.root, splits["val"], evaluation)
+        self.test_set = MhistImages(self.root, splits["test"], evaluation)
 
     def _loader(self, dataset: Dataset, **kwargs: object) -> DataLoader:
         workers = self.hparams.num_workers

@@ -13,9 +13,11 @@ from typing import Any
 
 import timm
 import torch
+from timm.data import resolve_model_data_config
 from torch import nn
 
 from training.errors import TrainingSetupError, refuse_out_of_range
+from training.transforms import NetworkInput
 
 
 class BinaryClassifier(nn.Module):
@@ -31,6 +33,11 @@ class BinaryClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)).squeeze(-1)
+
+    @property
+    def expected_input(self) -> NetworkInput:
+        """What the data module should feed this network; LightningCLI links it to ``data.network_input``."""
+        return {"input_size": self.input_size, "mean": None, "std": None, "interpolation": None}
 
 
 class TimmClassifier(BinaryClassifier):
@@ -78,6 +85,19 @@ class TimmClassifier(BinaryClassifier):
         self.model_name = model_name
         patch_embed = getattr(backbone, "patch_embed", None)  # a ViT takes one image size; a CNN any
         self.input_size = patch_embed.img_size[0] if getattr(patch_embed, "strict_img_size", False) else None
+        self.pretrained_input = resolve_model_data_config(backbone)  # with or without the weights downloaded
+
+    @property
+    def expected_input(self) -> NetworkInput:
+        """The pretrained configuration's size, mean, std and interpolation (timm's, per backbone and tag).
+        Its crop is left out: MHIST images are already the tissue, at the network's size."""
+        config = self.pretrained_input
+        return {
+            "input_size": self.input_size or int(config["input_size"][-1]),
+            "mean": tuple(float(v) for v in config["mean"]),
+            "std": tuple(float(v) for v in config["std"]),
+            "interpolation": config["interpolation"],
+        }
 
 
 class MlpClassifier(BinaryClassifier):

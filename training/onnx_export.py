@@ -38,14 +38,15 @@ class ExportParityError(RuntimeError):
 
 
 class ProbabilityModel(nn.Module):
-    """Normalized image -> P(SSA): the sigmoid goes inside the graph."""
+    """Normalized image -> calibrated P(SSA): the calibration and the sigmoid go inside the graph."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, temperature: float = 1.0, bias: float = 0.0) -> None:
         super().__init__()
         self.net = net
+        self.temperature, self.bias = float(temperature), float(bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(image))
+        return torch.sigmoid(self.net(image) / self.temperature + self.bias)
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
@@ -68,14 +69,17 @@ def run_onnx(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
     return sess.run(["probability"], {"image": images.astype(np.float32, copy=False)})[0]
 
 
-def export_onnx(net: nn.Module, path: Path, input_size: int, *, trace_batch: int = 2) -> Path:
-    """Export ``net`` (logits) as ``image -> probability`` with a dynamic batch axis.
+def export_onnx(
+    net: nn.Module, path: Path, input_size: int, *, calibration: tuple[float, float] = (1.0, 0.0), trace_batch: int = 2
+) -> Path:
+    """Export ``net`` (logits) as ``image -> probability`` (``sigmoid(logit / T + b)``, ``calibration``
+    being ``(T, b)``) with a dynamic batch axis.
 
     The graph is then run at another batch size: a known exporter pitfall fixes the batch size
     silently, and that must fail here, not in production.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = ProbabilityModel(net).eval().cpu().float()
+    model = ProbabilityModel(net, *calibration).eval().cpu().float()
     example = torch.randn(trace_batch, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     tmp = path.with_suffix(".export.onnx")
@@ -194,6 +198,7 @@ def base_metadata(
     mean: Iterable[float],
     std: Iterable[float],
     input_size: int,
+    interpolation: str,
     run_id: str | None,
     metrics: Mapping[str, Mapping[str, float]],
 ) -> dict[str, object]:
@@ -204,6 +209,7 @@ def base_metadata(
         "mean": [round(float(v), 6) for v in mean],
         "std": [round(float(v), 6) for v in std],
         "input_size": [3, input_size, input_size],
+        "interpolation": interpolation,
         "positive_class": POSITIVE_CLASS,
         "negative_class": NEGATIVE_CLASS,
         "mlflow_run_id": run_id or "",

@@ -1,5 +1,5 @@
 """PNG plots for a run: ROC and precision-recall with the operating point, confusion matrix,
-augmented training images, learning-rate schedule. Matplotlib only, no display needed."""
+reliability diagrams, augmented training images, learning-rate schedule. Matplotlib only."""
 
 from __future__ import annotations
 
@@ -50,6 +50,31 @@ def curves(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], threshold: float
     return _save(fig, path)
 
 
+def reliability(
+    splits: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
+    ece: Mapping[str, Mapping[str, float]],
+    title: str,
+    path: Path,
+) -> Path:
+    """One reliability diagram per split, before and after calibration: observed SSA fraction against
+    mean P(SSA) per bin, marker area by image count; the diagonal is perfect calibration."""
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.8), squeeze=False)
+    for ax, (split, tables) in zip(axes.flat, splits.items(), strict=True):
+        for stage, table in tables.items():
+            counts = np.asarray(table["count"], dtype=float)
+            shown = counts > 0
+            predicted, observed = np.asarray(table["predicted"])[shown], np.asarray(table["observed"])[shown]
+            label = f"{stage} (ECE {ece[split][stage]:.3f})"
+            (line,) = ax.plot(predicted, observed, "-", label=label)
+            ax.scatter(predicted, observed, s=20 + 200 * counts[shown] / counts.sum(), color=line.get_color())
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set(xlabel="mean P(SSA) in bin", ylabel="observed SSA fraction", title=split, xlim=(0, 1), ylim=(0, 1))
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def confusion_matrix(probs: np.ndarray, targets: np.ndarray, threshold: float, title: str, path: Path) -> Path:
     predicted = (probs >= threshold).astype(int)
     matrix = np.array([[np.sum((targets == t) & (predicted == p)) for p in (0, 1)] for t in (0, 1)])
@@ -74,7 +99,7 @@ def image_grid(
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, labels, strict=False):
         ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
-        ax.set_title("SSA" if int(label) else "HP", fontsize=10)
+        ax.set_title("SSA" if label >= 0.5 else "HP", fontsize=10)  # a soft target is SSA from 4 votes of 7
     fig.suptitle("augmented training images")
     return _save(fig, path)
 

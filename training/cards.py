@@ -1,0 +1,41 @@
+"""What a model card says beside its numbers: intended use, the data it learned, its sample counts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from inference.annotations import CLASS_NAMES
+from training.datamodule import MhistDataModule
+from training.mhist import fingerprint
+
+INTENDED_USE = (
+    "Research use only, not for clinical diagnosis: a second reader for HP vs SSA on 224x224 H&E "
+    "patches of colorectal polyps, tuned to miss few SSAs"
+)
+CLASSES = dict(zip(CLASS_NAMES, ("hyperplastic polyp", "sessile serrated adenoma/lesion"), strict=True))
+
+
+def description(data: MhistDataModule) -> dict[str, Any]:
+    """The card's intended use, classes and data section (description, fingerprint, counts per split)."""
+    return {
+        "intended_use": INTENDED_USE,
+        "classes": CLASSES,
+        "data": {
+            "description": data.hparams.description,
+            "targets": data.hparams.targets,
+            **fingerprint(data.root, data.records),
+            "splits": {split: data.class_counts(records) for split, records in data.splits.items()},
+        },
+    }
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: JSON has no NaN (a stratum of one class has no AUROC)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

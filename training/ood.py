@@ -1,0 +1,83 @@
+"""The out-of-distribution guard's reference: class-conditional Gaussians with one shared covariance
+on the network's penultimate features (Lee et al., 2018), scored in the exported graph.
+
+The score is the Mahalanobis distance to the nearer class mean, through a whitening matrix, so
+the graph needs one MatMul and serving needs no statistics of its own. The cut-off is the
+validation split's ``1 - FALSE_ALARM_RATE`` quantile, set for each exported file on its own scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from inference.preprocessing import to_rgb
+
+FALSE_ALARM_RATE = 0.05
+SHRINKAGE = 0.01  # towards a scaled identity: a ViT-B's 768 features from ~1,700 images are not full rank
+
+
+class MahalanobisScore(nn.Module):
+    """Features ``[batch, d]`` -> distance to the nearer class mean ``[batch]``."""
+
+    def __init__(self, whitening: np.ndarray, whitened_means: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("whitening", torch.as_tensor(whitening, dtype=torch.float32))
+        self.register_buffer("means", torch.as_tensor(whitened_means, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = features @ self.whitening
+        squared = ((z.unsqueeze(1) - self.means.unsqueeze(0)) ** 2).sum(-1)
+        return squared.min(dim=1).values.sqrt()
+
+
+def fit_reference(features: np.ndarray, labels: np.ndarray) -> MahalanobisScore:
+    """The score module for training features (float64 here, float32 in the graph)."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(int).ravel()
+    classes = [c for c in (0, 1) if np.any(y == c)]
+    means = np.stack([x[y == c].mean(axis=0) for c in classes])
+    centred = x - means[np.searchsorted(classes, y)]
+    covariance = centred.T @ centred / max(len(x) - len(classes), 1)
+    d = covariance.shape[0]
+    covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / d * np.eye(d)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    whitening = eigenvectors / np.sqrt(np.maximum(eigenvalues, 1e-12))
+    return MahalanobisScore(whitening, means @ whitening)
+
+
+def cutoff(validation_scores: np.ndarray, false_alarm_rate: float = FALSE_ALARM_RATE) -> float:
+    """The score above which an image is called out of distribution."""
+    return float(np.quantile(np.asarray(validation_scores, dtype=np.float64), 1 - false_alarm_rate))
+
+
+FOREIGN_SOURCES = {  # scikit-image's bundled images: no download
+    "photographs": ("astronaut", "coffee", "chelsea", "rocket", "cat", "hubble_deep_field", "retina"),
+    "greyscale": ("camera", "coins", "moon", "page", "text", "brick", "grass", "gravel"),
+    "graphics": ("colorwheel", "logo"),
+    "immunohistochemistry": ("immunohistochemistry",),  # another stain (DAB and hematoxylin), not H&E
+}
+CROP = 224
+
+
+def foreign_images() -> dict[str, list[Image.Image]]:
+    """Images that are not H&E patches, per source: each whole, and its four corner crops of 224 px
+    where it is larger; plus blank fields (white, and a slide's near-white noise)."""
+    from skimage import data  # training only: serving never needs it
+
+    rng = np.random.default_rng(0)
+    blank = [np.full((CROP, CROP, 3), 250, np.uint8), np.clip(rng.normal(238, 3, (CROP, CROP, 3)), 0, 255)]
+    sources: dict[str, list[Image.Image]] = {"blank": [Image.fromarray(a.astype(np.uint8)) for a in blank]}
+    for source, names in FOREIGN_SOURCES.items():
+        images = []
+        for name in names:
+            image = to_rgb(Image.fromarray(getattr(data, name)()))
+            images.append(image)
+            width, height = image.size
+            if min(width, height) > CROP:
+                corners = [(0, 0), (width - CROP, 0), (0, height - CROP), (width - CROP, height - CROP)]
+                images += [image.crop((x, y, x + CROP, y + CROP)) for x, y in corners]
+        sources[source] = images
+    return sources
