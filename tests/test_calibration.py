@@ -60,3 +60,18 @@ def test_metrics_by_agreement_split_the_images_by_the_pathologists_votes() -> No
     assert strata["unanimous"]["sensitivity"] == 1.0
     assert strata["5-6_of_7"]["sensitivity"] == 0.5  # votes 5 at 0.4 is missed
     assert strata["4_of_7"]["specificity"] == 0.0  # votes 3 at 0.6 is called SSA
+
+
+def test_the_ood_reference_scores_far_features_above_its_cut_off() -> None:
+    from training.ood import cutoff, fit_reference
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 600)
+    features = rng.normal(0, 1, (600, 16)) + labels[:, None] * 3.0
+    score = fit_reference(features, labels)
+    inside = score(torch.as_tensor(rng.normal(0, 1, (400, 16)), dtype=torch.float32)).numpy()
+    far = score(torch.as_tensor(rng.normal(0, 1, (400, 16)) + 8.0, dtype=torch.float32)).numpy()
+    limit = cutoff(inside[:200])
+    assert np.mean(inside[200:] > limit) < 0.1  # about the 5% it was set for
+    assert np.mean(far > limit) == 1.0
+    assert limit == pytest.approx(np.quantile(inside[:200], 0.95))

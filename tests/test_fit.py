@@ -107,6 +107,14 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
     assert int8["servable"] == ("true" if card["int8"]["servable"] else "false")
     assert run.data.metrics["int8/servable"] == float(card["int8"]["servable"])
     assert Path(run.data.tags["best_checkpoint"]).is_file()
+    # The OOD guard, measured through serving's Predictor on the exported file
+    guard = card["out_of_distribution"]
+    assert float(metadata["ood_cutoff"]) == pytest.approx(guard["cutoff"], rel=1e-5)
+    assert float(int8["ood_cutoff"]) > 0  # its own cut-off, on its own scores
+    assert guard["test_false_alarm_rate"] <= 0.15  # set at 5% on validation
+    assert guard["detection_rate"] >= 0.9  # photographs, greyscale, graphics, another stain, blank fields
+    assert metrics["ood/test_false_alarm_rate"] == pytest.approx(guard["test_false_alarm_rate"])
+    assert json.loads(metadata["card"])["out_of_distribution"]["detection_rate"] == guard["detection_rate"]
 
 
 def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001

@@ -372,3 +372,55 @@ def test_the_resize_uses_the_interpolation_the_model_was_trained_with(model_stor
     expected = to_input(image, bicubic.input_size, mean, std, "bicubic")
     np.testing.assert_array_equal(bicubic.inputs([image])[0], expected)
     assert np.abs(bilinear.inputs([image])[0] - expected).max() > 0.01
+
+
+def test_every_answer_says_whether_the_image_is_like_the_training_images(model_store: Path, small_root: Path) -> None:
+    """A synthetic landscape got "SSA 0.937" with nothing to say it was no slide at all."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    def png(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    predictor = Predictor.load(resolve_model_path(model_store, MODEL, "fp32"))
+    assert predictor.ood_cutoff is not None
+    tissue = [p.read_bytes() for p in sorted((small_root / "images").iterdir())[:16]]
+    answers = predictor.predict(tissue)
+    assert sum(a["in_distribution"] for a in answers) >= 14  # the cut-off allows 5% false alarms on validation
+    assert all(a["ood_reason"] is None for a in answers if a["in_distribution"])
+    photo, blank, stain = predictor.predict(
+        [
+            png(skimage.data.astronaut()),
+            png(np.full((224, 224, 3), 248, np.uint8)),
+            png(skimage.data.immunohistochemistry()),
+        ]
+    )
+    assert (photo["in_distribution"], blank["in_distribution"], stain["in_distribution"]) == (False, False, False)
+    assert photo["ood_score"] > 1
+    assert photo["ood_reason"].startswith("unlike the training images")
+    assert blank["ood_reason"] == "the image is nearly uniform (a blank field?)"
+    card = predictor.card()["card"]
+    assert card["intended_use"].startswith("Research use only")
+    assert card["out_of_distribution"]["cutoff"] == pytest.approx(predictor.ood_cutoff, rel=1e-5)
+
+
+def test_a_model_exported_without_a_guard_still_answers(model_store: Path, tmp_path: Path) -> None:
+    """Files exported before the guard have one output: the colour checks still run, the score is null."""
+    import onnx
+
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    path = store / MODEL / "model.onnx"
+    model = onnx.load(str(path))
+    kept = [o for o in model.graph.output if o.name == "probability"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    onnx.save(model, str(path))
+    predictor = Predictor.load(path)
+    (answer,) = predictor.predict([sample_png(seed=1)])
+    assert predictor.ood_cutoff is None
+    assert answer["ood_score"] is None
+    assert isinstance(answer["in_distribution"], bool)

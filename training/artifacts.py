@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader
 
-from training import calibration, cards, plots
+from training import calibration, cards, ood, plots
 from training import onnx_export as ox
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
@@ -32,16 +33,21 @@ log = logging.getLogger(__name__)
 def _outputs(
     loader: DataLoader, sessions: dict[str, Any], net: torch.nn.Module | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Probabilities from each ONNX session (and the PyTorch net's logits, as ``logits``) on one pass."""
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in [*sessions, *(["logits"] if net else [])]}
+    """On one pass: each ONNX session's probabilities (as its name) and OOD scores (``<name>_ood``), and
+    the PyTorch net's ``logits`` and penultimate ``features`` when it is given."""
+    outputs: dict[str, list[np.ndarray]] = defaultdict(list)
     targets = []
     for images, labels in loader:
         batch = images.float().numpy()
         for name, sess in sessions.items():
-            outputs[name].append(ox.run_onnx(sess, batch))
+            probability, ood_score = sess.run(["probability", "ood_score"], {"image": batch})
+            outputs[name].append(probability)
+            outputs[f"{name}_ood"].append(ood_score)
         if net is not None:
             with torch.no_grad():
-                outputs["logits"].append(net(images.float()).double().numpy())
+                features = net.features(images.float()).flatten(1)
+                outputs["logits"].append(net.head(features).squeeze(-1).double().numpy())
+                outputs["features"].append(features.double().numpy())
         targets.append(labels.numpy())
     return {k: np.concatenate(v) for k, v in outputs.items()}, np.concatenate(targets)
 
@@ -79,11 +85,13 @@ def export_checkpoint(
     model_dir, plot_dir = out_dir / "model", out_dir / "plots"
     net = copy.deepcopy(module.net).cpu().float().eval()
     size = data.input_size
+    reference, reference_targets = _outputs(data.reference_dataloader(), {}, net)
+    guard = ood.fit_reference(reference["features"], reference_targets)
     raw_val, val_targets = _outputs(data.val_dataloader(), {}, net)
     temperature, bias = calibration.fit_calibration(raw_val["logits"], val_targets)
     calibrated_val = calibration.calibrated(raw_val["logits"], temperature, bias)
     threshold = module.tune_threshold(calibrated_val, val_targets)
-    fp32_path = ox.export_onnx(net, model_dir / "model.onnx", size, calibration=(temperature, bias))
+    fp32_path = ox.export_onnx(net, model_dir / "model.onnx", size, calibration=(temperature, bias), ood=guard)
     int8_path = ox.quantize_int8(fp32_path, model_dir / "model.int8.onnx")
     sessions = {"fp32": ox.session(fp32_path), "int8": ox.session(int8_path)}
 
@@ -113,9 +121,12 @@ def export_checkpoint(
         metrics=metrics,
     )
     metadata["calibration"] = {k: calibrated[k] for k in ("temperature", "bias")}
+    cutoffs = {name: f"{ood.cutoff(val[f'{name}_ood']):.6g}" for name in sessions}  # each file on its own scores
     fp32_meta = {**metadata, "precision": "fp32", "servable": "true", "parity_max_abs_diff": f"{parity:.3g}"}
+    fp32_meta["ood_cutoff"] = cutoffs["fp32"]
     int8_meta = {
         **metadata,
+        "ood_cutoff": cutoffs["int8"],
         "precision": "int8",
         "quantization": "dynamic int8, MatMul/Gemm weights",
         "int8_auroc_drop": f"{int8['auroc_drop']:.6f}",
@@ -124,6 +135,9 @@ def export_checkpoint(
     }
     ox.write_metadata(fp32_path, fp32_meta)
     ox.write_metadata(int8_path, int8_meta)
+    guard_rates = ood.measure_guard(
+        fp32_path, [(data.root / "images" / r.image).read_bytes() for r in data.test_set.records]
+    )
     card = {
         **metadata,
         **cards.description(data),
@@ -136,11 +150,16 @@ def export_checkpoint(
             torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), test_votes, threshold
         ),
         "calibration": calibrated,
+        "out_of_distribution": guard_rates,
         "parity": {"max_abs_diff": parity, "allowed": ox.PARITY_ATOL, "images": int(val_targets.size)},
         "int8": int8,
-        "files": {p.name: {"bytes": p.stat().st_size} for p in (fp32_path, int8_path)},
     }
-    (model_dir / "card.json").write_text(json.dumps(cards.finite(card), indent=2, allow_nan=False) + "\n")
+    card = cards.finite(card)
+    summary = cards.summary(card)  # what /metadata serves: the card, less its long tables
+    ox.write_metadata(fp32_path, {**fp32_meta, "card": summary})
+    ox.write_metadata(int8_path, {**int8_meta, "card": summary})
+    card["files"] = {p.name: {"bytes": p.stat().st_size} for p in (fp32_path, int8_path)}
+    (model_dir / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
 
     name = module.model_name
     splits = {"validation": (val["fp32"], val_targets), "test": (test["fp32"], test_targets)}
@@ -152,10 +171,13 @@ def export_checkpoint(
     mean, std = data.normalization
     plots.image_grid(images, labels.tolist(), mean, std, plot_dir / "augmented_train.png")
     log.info(
-        "exported %s: calibration T %.3f b %.3f, parity %.2g, int8 AUROC drop %.4f, servable %s",
+        "exported %s: calibration T %.3f b %.3f, OOD false alarms %s on test and detection %.2f, parity %.2g, "
+        "int8 AUROC drop %.4f, servable %s",
         name,
         temperature,
         bias,
+        guard_rates["test_false_alarm_rate"],
+        guard_rates["detection_rate"],
         parity,
         int8["auroc_drop"],
         int8["servable"],
@@ -200,6 +222,10 @@ def log_export(client: MlflowClient, run_id: str, out_dir: Path, card: dict[str,
             figures |= {f"calibration/{split}_{measure}_{stage}": value for stage, value in stages.items()}
     for name, (low, high) in card["intervals_95"]["test"].items():
         figures |= {f"test_ci95/{name}_low": low, f"test_ci95/{name}_high": high}
+    guard = card["out_of_distribution"]
+    figures |= {f"ood/{k}": guard[k] for k in ("cutoff", "test_false_alarm_rate", "detection_rate")}
+    figures |= {f"ood/detection_{source}": d["detected"] for source, d in guard["detection_by_source"].items()}
     for stratum, metrics in card["test_by_agreement"].items():
         figures |= {f"test_agreement/{stratum}/{k}": metrics[k] for k in ("images", *INTERVAL_METRICS)}
-    client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp_ms, 0) for k, v in figures.items()])
+    metrics = [Metric(k, float(v), timestamp_ms, 0) for k, v in figures.items() if v is not None]  # None: undefined
+    client.log_batch(run_id, metrics=metrics)

@@ -17,12 +17,16 @@ ECE_BINS = 10
 def fit_calibration(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """``(T, b)``, ``T > 0``, minimizing the binary cross-entropy of ``sigmoid(logits / T + b)``.
 
-    Fitted on ``(log T, b)`` in float64 with L-BFGS from (1, 0), so the answer is deterministic
-    and never worse on these images than leaving the logits as they are."""
+    The targets are Platt's: ``(n+ + 1) / (n+ + 2)`` for SSA and ``1 / (n- + 2)`` for HP, so a
+    validation split the model separates perfectly gives a finite answer, not T -> 0. Fitted on
+    ``(log T, b)`` in float64 with L-BFGS from (1, 0): deterministic."""
     x = torch.as_tensor(np.asarray(logits, dtype=np.float64)).flatten()
-    y = torch.as_tensor(np.asarray(targets, dtype=np.float64)).flatten()
-    if x.numel() == 0 or y.min() == y.max():
+    labels = torch.as_tensor(np.asarray(targets, dtype=np.float64)).flatten()
+    if x.numel() == 0 or labels.min() == labels.max():
         return 1.0, 0.0  # nothing to learn a confidence from
+    positives = float(labels.sum())
+    negatives = labels.numel() - positives
+    y = torch.where(labels > 0.5, (positives + 1) / (positives + 2), 1 / (negatives + 2))
     params = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([params], lr=0.5, max_iter=200, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
 

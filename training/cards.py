@@ -39,3 +39,14 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def summary(card: dict[str, Any]) -> dict[str, Any]:
+    """The card without its reliability tables and per-source detail: small enough for every answer
+    of ``/metadata``, which serves it from the ONNX file's metadata."""
+    guard = card.get("out_of_distribution", {})
+    return {
+        **{k: v for k, v in card.items() if k not in ("out_of_distribution", "files")},
+        "out_of_distribution": {k: v for k, v in guard.items() if k != "detection_by_source"}
+        | {"detection_by_source": {s: d["detected"] for s, d in guard.get("detection_by_source", {}).items()}},
+    }

@@ -237,5 +237,9 @@ class MhistDataModule(LightningDataModule):
             raise TrainingSetupError(f"{self.root / 'annotations.csv'} has no rows with Partition 'test'")
         return self._loader(self.test_set)
 
+    def reference_dataloader(self) -> DataLoader:
+        """The train split through the evaluation transform: what the OOD guard's reference describes."""
+        return self._loader(MhistImages(self.root, self.splits["train"], self.val_set.transform))
+
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -38,15 +38,22 @@ class ExportParityError(RuntimeError):
 
 
 class ProbabilityModel(nn.Module):
-    """Normalized image -> calibrated P(SSA): the calibration and the sigmoid go inside the graph."""
+    """Normalized image -> calibrated P(SSA): the calibration and the sigmoid go inside the graph. With
+    an ``ood`` module (features -> score), a second output scores the penultimate features."""
 
-    def __init__(self, net: nn.Module, temperature: float = 1.0, bias: float = 0.0) -> None:
+    def __init__(
+        self, net: nn.Module, temperature: float = 1.0, bias: float = 0.0, ood: nn.Module | None = None
+    ) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.ood = net, ood
         self.temperature, self.bias = float(temperature), float(bias)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(image) / self.temperature + self.bias)
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.ood is None:
+            return torch.sigmoid(self.net(image) / self.temperature + self.bias)
+        features = self.net.features(image).flatten(1)  # BinaryClassifier: features -> head
+        probability = torch.sigmoid(self.net.head(features).squeeze(-1) / self.temperature + self.bias)
+        return probability, self.ood(features)
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
@@ -69,17 +76,27 @@ def run_onnx(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
     return sess.run(["probability"], {"image": images.astype(np.float32, copy=False)})[0]
 
 
+def run_ood(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    return sess.run(["ood_score"], {"image": images.astype(np.float32, copy=False)})[0]
+
+
 def export_onnx(
-    net: nn.Module, path: Path, input_size: int, *, calibration: tuple[float, float] = (1.0, 0.0), trace_batch: int = 2
+    net: nn.Module,
+    path: Path,
+    input_size: int,
+    *,
+    calibration: tuple[float, float] = (1.0, 0.0),
+    ood: nn.Module | None = None,
+    trace_batch: int = 2,
 ) -> Path:
     """Export ``net`` (logits) as ``image -> probability`` (``sigmoid(logit / T + b)``, ``calibration``
-    being ``(T, b)``) with a dynamic batch axis.
+    being ``(T, b)``), and ``ood_score`` when ``ood`` is given, with a dynamic batch axis.
 
     The graph is then run at another batch size: a known exporter pitfall fixes the batch size
     silently, and that must fail here, not in production.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = ProbabilityModel(net, *calibration).eval().cpu().float()
+    model = ProbabilityModel(net, *calibration, ood=ood).eval().cpu().float()
     example = torch.randn(trace_batch, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     tmp = path.with_suffix(".export.onnx")
@@ -88,7 +105,7 @@ def export_onnx(
             model,
             (example,),
             input_names=["image"],
-            output_names=["probability"],
+            output_names=["probability", "ood_score"] if ood is not None else ["probability"],
             dynamic_shapes={"image": {0: batch}},
             opset_version=OPSET,
             dynamo=True,
@@ -99,7 +116,7 @@ def export_onnx(
     probe = torch.randn(trace_batch + 3, 3, input_size, input_size)
     got = run_onnx(session(path), probe.numpy())
     with torch.no_grad():
-        expected = model(probe).numpy()
+        expected = model.net(probe).numpy()  # one value per image, as the probability must be
     if got.shape != expected.shape:
         raise ExportParityError(
             f"{path}: batch of {len(probe)} gave output shape {got.shape}, expected {expected.shape}"

@@ -8,15 +8,21 @@ validation split's ``1 - FALSE_ALARM_RATE`` quantile, set for each exported file
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.covariance import LedoitWolf
 from torch import nn
 
+from inference.predictor import Predictor
 from inference.preprocessing import to_rgb
 
 FALSE_ALARM_RATE = 0.05
-SHRINKAGE = 0.01  # towards a scaled identity: a ViT-B's 768 features from ~1,700 images are not full rank
 
 
 class MahalanobisScore(nn.Module):
@@ -34,15 +40,15 @@ class MahalanobisScore(nn.Module):
 
 
 def fit_reference(features: np.ndarray, labels: np.ndarray) -> MahalanobisScore:
-    """The score module for training features (float64 here, float32 in the graph)."""
+    """The score module for training features (float64 here, float32 in the graph). The shared
+    covariance is Ledoit and Wolf's shrunk estimate: a ViT-B's 768 features from ~1,700 images are
+    too many for the sample covariance to be inverted as it is."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(int).ravel()
     classes = [c for c in (0, 1) if np.any(y == c)]
     means = np.stack([x[y == c].mean(axis=0) for c in classes])
     centred = x - means[np.searchsorted(classes, y)]
-    covariance = centred.T @ centred / max(len(x) - len(classes), 1)
-    d = covariance.shape[0]
-    covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / d * np.eye(d)
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     whitening = eigenvectors / np.sqrt(np.maximum(eigenvalues, 1e-12))
     return MahalanobisScore(whitening, means @ whitening)
@@ -81,3 +87,45 @@ def foreign_images() -> dict[str, list[Image.Image]]:
                 images += [image.crop((x, y, x + CROP, y + CROP)) for x, y in corners]
         sources[source] = images
     return sources
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def measure_guard(model: Path, test_images: Sequence[bytes]) -> dict[str, Any]:
+    """The guard as serving runs it (the ``Predictor`` on the exported file, colour checks included):
+    its false-alarm rate on the test split and its detection rate per source of foreign images."""
+    predictor = Predictor.load(model)
+
+    def flags(images: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        by_guard, by_features = [], []
+        for start in range(0, len(images), predictor.limits.max_batch):
+            _, scores, problems = predictor.scores(images[start : start + predictor.limits.max_batch])
+            by_features += [bool(s > 1) for s in scores]
+            by_guard += [problem is not None or s > 1 for s, problem in zip(scores, problems, strict=True)]
+        return np.asarray(by_guard, dtype=bool), np.asarray(by_features, dtype=bool)
+
+    test_guard, test_features = flags(test_images)
+    detection = {}
+    for source, images in foreign_images().items():
+        guard, features = flags([_png(image) for image in images])
+        detection[source] = {
+            "images": len(images),
+            "detected": float(guard.mean()),
+            "by_features": float(features.mean()),
+        }
+    everything = sum(d["images"] for d in detection.values())
+    return {
+        "method": "Mahalanobis distance of the penultimate features to the nearer class mean (shared covariance "
+        "of the train split, Lee et al. 2018), and colour checks for a blank field or too little stained area",
+        "false_alarm_target": FALSE_ALARM_RATE,
+        "cutoff": predictor.ood_cutoff,
+        "test_false_alarm_rate": float(test_guard.mean()) if test_guard.size else None,
+        "test_false_alarm_rate_by_features": float(test_features.mean()) if test_features.size else None,
+        "test_images": len(test_images),
+        "detection_rate": sum(d["detected"] * d["images"] for d in detection.values()) / everything,
+        "detection_by_source": detection,
+    }
