@@ -5,6 +5,7 @@ streamlit run frontend/app.py      # EC2_SERVICE_URL, LAMBDA_API_URL, LAMBDA_API
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import random
@@ -17,6 +18,7 @@ if __package__ in (None, ""):  # streamlit runs this file as a script
 import pandas as pd
 import streamlit as st
 from PIL import Image
+from streamlit.delta_generator import DeltaGenerator
 
 from frontend import client
 from frontend.plots import probability_bar
@@ -56,8 +58,22 @@ def show_answer(answer: client.Answer, truth: str | None = None) -> None:
     if truth:
         verdict += f"  -  truth {truth}: {client.outcome(truth, data['label'])}"
     st.markdown(f"{answer.backend}: {verdict}")
+    if data.get("in_distribution") is False:  # the model's answer on an image unlike what it learned is not one
+        reason = data.get("ood_reason") or "unlike the training images"
+        st.warning(f"Out of distribution: {reason}. Not an H&E patch like those the model learned: do not trust this.")
     st.pyplot(probability_bar(probability, threshold), width="stretch")
     st.caption(f"{data['model']} (run {data.get('model_version', '?')}), {answer.latency_ms:.0f} ms round trip")
+
+
+def show_explanation(column: DeltaGenerator, explanation: dict) -> None:
+    """The overlay, and a legend that says what bright means for this method."""
+    overlay = Image.open(io.BytesIO(base64.b64decode(explanation["overlay_png"])))
+    if explanation["method"] == "occlusion":
+        legend = "yellow: hiding this area lowers P(SSA) most (evidence for SSA); dark blue: raises it (for HP)"
+    else:
+        legend = "yellow: where the class token attends most (attention rollout); dark blue: least"
+    column.image(overlay, caption=f"{explanation['method']}, {explanation['latency_ms']:.0f} ms", width="stretch")
+    column.caption(legend)
 
 
 def images_from_page() -> list[tuple[str, bytes, str, str | None]]:
@@ -85,6 +101,7 @@ def images_from_page() -> list[tuple[str, bytes, str, str | None]]:
 def predict_page() -> None:
     st.header("Predict")
     backend = backends[[b.name for b in backends].index(st.selectbox("Backend", [b.name for b in backends]))]
+    why = st.toggle("Why: show where the answer came from", help="a heatmap from the API's /explain")
     for name, data, content_type, truth in images_from_page():
         left, right = st.columns([1, 3])
         try:
@@ -92,7 +109,10 @@ def predict_page() -> None:
         except Exception:  # noqa: BLE001 - a file the browser cannot show is still sent: the API judges it
             left.warning(f"{name}: cannot be displayed")
         with right, st.spinner(f"asking {backend.name}..."):
-            show_answer(client.predict(backend, data, content_type), truth)
+            answer = (client.explain if why else client.predict)(backend, data, content_type)
+            show_answer(answer, truth)
+        if why and answer.ok:
+            show_explanation(left, answer.data["explanation"])
 
 
 def compare_page() -> None:

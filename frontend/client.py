@@ -96,6 +96,12 @@ def predict(backend: Backend, image: bytes, content_type: str = "image/png") -> 
     return _call(backend, "POST", "/predict", {"Content-Type": content_type}, PREDICTION_FIELDS, data=image)
 
 
+def explain(backend: Backend, image: bytes, content_type: str = "image/png") -> Answer:
+    """The prediction with its heatmap (``explanation``): one call, so the two always agree."""
+    fields = (*PREDICTION_FIELDS, "explanation")
+    return _call(backend, "POST", "/explain", {"Content-Type": content_type}, fields, data=image)
+
+
 def metadata(backend: Backend) -> Answer:
     return _call(backend, "GET", "/metadata", expected=CARD_FIELDS)
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from inference import errors
+from inference.explain import explain
 from inference.payloads import images_from_body
 from inference.service import ModelHolder, ServingConfig
 
@@ -55,11 +56,15 @@ def _response(status: int, document: dict[str, Any], headers: dict[str, str] | N
     }
 
 
-def _predict(content_type: str, body: bytes, *, batch: bool) -> dict[str, Any]:
+def _images(content_type: str, body: bytes, *, batch: bool) -> list[bytes]:
     if len(body) > (limit := config.limits.body_limit(batch=batch)):  # as Flask refuses by Content-Length
         raise errors.payload_too_large(len(body), limit)
+    return images_from_body(content_type, body, batch=batch)
+
+
+def _predict(content_type: str, body: bytes, *, batch: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    predictions = holder.get().predict(images_from_body(content_type, body, batch=batch))
+    predictions = holder.get().predict(_images(content_type, body, batch=batch))
     if not batch:
         return predictions[0]
     return {"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
@@ -71,6 +76,7 @@ ROUTES = {  # the same routes as inference/server.py
     ("GET", "/metadata"): lambda _type, _body: holder.get().card(),
     ("POST", "/predict"): lambda content_type, body: _predict(content_type, body, batch=False),
     ("POST", "/predict/batch"): lambda content_type, body: _predict(content_type, body, batch=True),
+    ("POST", "/explain"): lambda content_type, body: explain(holder.get(), *_images(content_type, body, batch=False)),
 }
 
 

@@ -32,6 +32,25 @@ PREDICTION = {
         "latency_ms": {"type": "number"},
     },
 }
+EXPLANATION = {
+    "type": "object",
+    "required": [*PREDICTION["required"], "explanation"],
+    "properties": {
+        **PREDICTION["properties"],
+        "explanation": {
+            "type": "object",
+            "required": ["method", "grid", "map", "overlay_png", "latency_ms"],
+            "properties": {
+                "method": {"type": "string", "enum": ["attention rollout", "occlusion"]},
+                "meaning": {"type": "string"},
+                "grid": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+                "map": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "overlay_png": {"type": "string", "format": "byte"},
+                "latency_ms": {"type": "number"},
+            },
+        },
+    },
+}
 IMAGE_BODY = {
     "required": True,
     "content": {
@@ -97,6 +116,13 @@ def document(limits: Limits) -> dict[str, Any]:
                     "summary": "Classify several images",
                     "requestBody": batch_body,
                     "responses": {**_ok(batch, "one prediction per image"), **_errors(400, 413, 415, 503)},
+                }
+            },
+            "/explain": {
+                "post": {
+                    "summary": "Classify one image and show where the answer came from",
+                    "requestBody": IMAGE_BODY,
+                    "responses": {**_ok(EXPLANATION, "the prediction and its heatmap"), **_errors(400, 413, 415, 503)},
                 }
             },
             "/health": {"get": {"summary": "The process is up", "responses": _ok(status, "up")}},

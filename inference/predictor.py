@@ -153,10 +153,31 @@ class Predictor:
         return self.metadata.get("precision") != "int8" or self.metadata.get("quantization") == "static"
 
     @functools.cached_property
+    def outputs(self) -> frozenset[str]:
+        return frozenset(output.name for output in self.session.get_outputs())
+
+    @functools.cached_property
     def ood_cutoff(self) -> float | None:
         """The guard's cut-off on the graph's ``ood_score``, or None for a file exported without one."""
-        outputs = {output.name for output in self.session.get_outputs()}
-        return float(self.metadata["ood_cutoff"]) if "ood_score" in outputs and "ood_cutoff" in self.metadata else None
+        return (
+            float(self.metadata["ood_cutoff"])
+            if "ood_score" in self.outputs and "ood_cutoff" in self.metadata
+            else None
+        )
+
+    @property
+    def has_rollout(self) -> bool:
+        """A ViT exported with its attention rollout as an output."""
+        return "attention_rollout" in self.outputs
+
+    def run(self, batch: np.ndarray, *outputs: str) -> list[np.ndarray]:
+        """The graph on an input batch: the named outputs (``probability`` when none are named), one run at
+        a time, image by image where the file's answers would otherwise depend on the batch."""
+        names = list(outputs or ("probability",))
+        runs = [batch] if self.batch_independent else np.split(batch, len(batch))
+        with self._run_lock:  # one run at a time: the session's threads already use every core it was given
+            results = [self.session.run(names, {"image": run}) for run in runs]
+        return [np.concatenate([r[i] for r in results]) for i in range(len(names))]
 
     def inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Decoded RGB images -> the graph's input batch, preprocessed as the model was trained."""
@@ -174,14 +195,11 @@ class Predictor:
         decoded = [load(image) for image in opened]
         problems = [tissue_problem(image) for image in decoded]
         batch = self.inputs(decoded)
-        runs = [batch] if self.batch_independent else np.split(batch, len(batch))
-        outputs = ["probability"] if self.ood_cutoff is None else ["probability", "ood_score"]
-        with self._run_lock:  # one run at a time: the session's threads already use every core it was given
-            results = [self.session.run(outputs, {"image": run}) for run in runs]
-        probabilities = np.concatenate([r[0] for r in results]).astype(float)
         if self.ood_cutoff is None:
-            return probabilities, None, problems
-        return probabilities, np.concatenate([r[1] for r in results]).astype(float) / self.ood_cutoff, problems
+            (probabilities,) = self.run(batch)
+            return probabilities.astype(float), None, problems
+        probabilities, ood_scores = self.run(batch, "probability", "ood_score")
+        return probabilities.astype(float), ood_scores.astype(float) / self.ood_cutoff, problems
 
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         return self.scores(images)[0]

@@ -79,7 +79,7 @@ http {{
     server {{
         listen {listen} reuseport;
 {errors}
-        location = /predict {{
+        location ~ ^/(predict|explain)/?$ {{  # the routes that take one image
             client_max_body_size {limits.body_limit(batch=False)};
             {proxied}
         }}

@@ -2,7 +2,7 @@
 
     gunicorn -c inference/gunicorn_conf.py        # MODEL_ROOT, MODEL_NAME from the environment
 
-Routes: POST /predict, POST /predict/batch, GET /health, GET /ready, GET /metadata, GET /openapi.json.
+Routes: POST /predict, POST /predict/batch, POST /explain, GET /health, GET /ready, GET /metadata, GET /openapi.json.
 Errors map to DESIGN.md's ``{"error": {"code", "message"}}`` in one place; never a stack trace. Each
 request is one JSON log line with its id (nginx's ``X-Request-Id``), status, latency and model.
 """
@@ -18,6 +18,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from inference import errors, logs, openapi
+from inference.explain import explain
 from inference.payloads import images_from_body
 from inference.service import ModelHolder, ServingConfig
 
@@ -88,6 +89,11 @@ def create_app(config: ServingConfig | None = None) -> Flask:
         started = time.perf_counter()
         predictions = holder.get().predict(images(batch=True))
         return jsonify({"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    @app.post("/explain")
+    def explain_route() -> Response:
+        (image,) = images(batch=False)
+        return jsonify(explain(holder.get(), image))
 
     @app.get("/health")
     def health() -> Response:

@@ -185,6 +185,7 @@ class LambdaApi(Construct):
         predict = self.api.root.add_resource("predict")
         predict.add_method("POST", integration, **options)
         predict.add_resource("batch").add_method("POST", integration, **options)
+        self.api.root.add_resource("explain").add_method("POST", integration, **options)
         for path in ("health", "ready"):
             self.api.root.add_resource(path).add_method("GET", integration, **options)
         self.api.root.add_resource("metadata").add_method("GET", integration, **options)

@@ -130,3 +130,31 @@ def test_int8_quantizes_matmuls_and_keeps_convolutions_float(vit_onnx, tmp_path:
     assert int8.stat().st_size < path.stat().st_size
     images = np.random.default_rng(1).normal(size=(3, 3, 224, 224)).astype(np.float32)
     assert ox.run_onnx(ox.session(int8), images).shape == (3,)
+
+
+def test_a_vit_exports_its_attention_rollout_beside_the_guard(tmp_path: Path) -> None:
+    """The third output is the class token's attention rolled out through the blocks (Abnar and
+    Zuidema, 2020), read from timm's own attention matrices; an MLP has none and is explained by occlusion."""
+    from training.ood import fit_reference
+
+    net = TimmClassifier("vit_tiny_patch16_224", pretrained=False, model_kwargs={"depth": 2}).eval()
+    rng = np.random.default_rng(0)
+    guard = fit_reference(rng.normal(size=(40, 192)), np.r_[np.zeros(20), np.ones(20)])
+    path = ox.export_onnx(net, tmp_path / "model.onnx", 224, ood=guard)
+    sess = ox.session(path)
+    assert [o.name for o in sess.get_outputs()] == ["probability", "ood_score", "attention_rollout"]
+    images = rng.normal(size=(3, 3, 224, 224)).astype(np.float32)
+    probability, _, rollout = sess.run(None, {"image": images})
+    with torch.no_grad():
+        expected = ox.ProbabilityModel(net, ood=guard)(torch.as_tensor(images))
+        np.testing.assert_allclose(probability, torch.sigmoid(net(torch.as_tensor(images))).numpy(), atol=1e-5)
+    assert rollout.shape == (3, 14, 14)
+    np.testing.assert_allclose(rollout, expected[2].numpy(), atol=1e-6)
+    np.testing.assert_allclose(rollout.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    mlp = ox.export_onnx(
+        MlpClassifier(32, hidden_sizes=(8,)),
+        tmp_path / "mlp.onnx",
+        32,
+        ood=fit_reference(rng.normal(size=(20, 8)), np.r_[np.zeros(10), np.ones(10)]),
+    )
+    assert [o.name for o in ox.session(mlp).get_outputs()] == ["probability", "ood_score"]

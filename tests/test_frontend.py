@@ -11,8 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import skimage.data
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.transforms import Bbox
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from frontend import client
@@ -54,6 +56,15 @@ def test_random_labelled_image_is_predicted_and_judged(app: AppTest) -> None:
     assert "threshold" in text
     assert any(word in text for word in ("true positive", "false positive", "true negative", "false negative"))
     assert len(at.get("image")) == 2  # the slide, and where its probability sits against the threshold
+
+
+def test_why_shows_the_heatmap_with_its_legend(app: AppTest) -> None:
+    at = app.run()
+    next(t for t in at.toggle if t.label.startswith("Why")).set_value(True).run()
+    next(r for r in at.main.radio if r.label == "Images").set_value("Random image from a labelled folder").run()
+    assert not at.exception
+    assert len(at.get("image")) == 3  # the slide, the probability bar, and the heatmap over the slide
+    assert any("hiding this area lowers P(SSA)" in c.value for c in at.caption)
 
 
 def test_compare_sends_to_every_backend_and_reports_latency(app: AppTest) -> None:
@@ -209,6 +220,8 @@ def test_upload_in_a_real_browser(service: str, small_root: Path, tmp_path: Path
     command = [sys.executable, "-m", "streamlit", "run", APP, "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
     image = sorted((small_root / "images").iterdir())[0]
+    photograph = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(photograph)
     with (
         process(command, f"http://127.0.0.1:{port}/_stcore/health", env, tmp_path / "streamlit.log"),
         sync_playwright() as p,
@@ -224,9 +237,14 @@ def test_upload_in_a_real_browser(service: str, small_root: Path, tmp_path: Path
         text = page.inner_text("body")
         shot = tmp_path / "frontend.png"
         page.screenshot(path=str(shot), full_page=True)
+        page.locator('input[type="file"]').set_input_files([str(image), str(photograph)])
+        page.get_by_text("Out of distribution: ").wait_for(timeout=60_000)  # the photograph's answer, warned about
+        warned = page.inner_text("body")
         browser.close()
     assert "threshold" in text
     assert image.name in text
+    assert "Out of distribution" not in text  # the test image is histology like the training images
+    assert warned.count("Out of distribution: ") == 1
     assert shot.stat().st_size > 10_000
     if os.environ.get("SAVE_SCREENSHOT"):
         shutil.copy(shot, os.environ["SAVE_SCREENSHOT"])

@@ -136,7 +136,7 @@ def test_api_takes_images_with_keys_throttling_and_access_logs(template: Templat
     template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
     methods = [m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()
                if m["Properties"]["HttpMethod"] != "OPTIONS"]  # fmt: skip
-    assert len(methods) == 5  # predict, predict/batch, health, ready, metadata
+    assert len(methods) == 6  # predict, predict/batch, explain, health, ready, metadata
     assert all(m["ApiKeyRequired"] for m in methods)
 
 

@@ -226,6 +226,14 @@ def test_a_wrong_method_is_405_with_allow(lambda_module: object) -> None:
     assert json.loads(response["body"])["error"]["code"] == "method_not_allowed"
 
 
+def test_explain_answers_as_on_ec2(lambda_module: object) -> None:
+    status, answer = call(lambda_module, v1(png(1), path="/explain"))
+    assert status == 200
+    assert answer["probability"] == call(lambda_module, v1(png(1)))[1]["probability"]
+    assert (answer["explanation"]["method"], answer["explanation"]["grid"]) == ("occlusion", [7, 7])
+    assert call(lambda_module, v1(png(1), path="/explain", method="GET"))[0] == 405
+
+
 def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_ROOT", str(tmp_path))

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -408,3 +409,38 @@ def test_the_last_good_model_serves_across_worker_restarts(model_store: Path, tm
     fallbacks = [entry for entry in lines if entry["message"].startswith("serving the last model that loaded")]
     assert len(fallbacks) >= 2  # both new workers, each saying which file and why
     assert all(entry["model"] == MODEL and "cannot be loaded" in entry["message"] for entry in fallbacks)
+
+
+def test_explain_shows_where_the_evidence_is(service) -> None:  # noqa: ANN001
+    """Occlusion on the MLP: the class signal sits in one quarter of the image, and so does most of the
+    map's positive mass. Deterministic: the same map twice."""
+    from training.demo_data import draw_evidence_image
+
+    image, (left, top, right, bottom) = draw_evidence_image(seed=2)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    answers = [
+        requests.post(
+            f"{service['url']}/explain", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=60
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    first, second = (a.json() for a in answers)
+    explanation = first["explanation"]
+    assert (explanation["method"], explanation["grid"]) == ("occlusion", [7, 7])
+    assert explanation["map"] == second["explanation"]["map"]
+    assert (
+        first["probability"]
+        == requests.post(
+            f"{service['url']}/predict", data=buffer.getvalue(), headers={"Content-Type": "image/png"}, timeout=30
+        ).json()["probability"]
+    )
+    heat = np.clip(np.array(explanation["map"]), 0, None)
+    cells = np.linspace(0, 224, 8)
+    centres = (cells[:-1] + cells[1:]) / 2
+    inside = np.outer((centres >= top) & (centres < bottom), (centres >= left) & (centres < right))
+    assert heat[inside].sum() / heat.sum() > 0.6  # a quarter of the cells hold most of the evidence
+    overlay = Image.open(io.BytesIO(base64.b64decode(explanation["overlay_png"])))
+    assert overlay.size == (224, 224)
+    assert explanation["latency_ms"] > 0

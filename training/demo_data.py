@@ -39,6 +39,15 @@ def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Im
     return image.filter(ImageFilter.GaussianBlur(0.8))
 
 
+def draw_evidence_image(seed: int = 0, size: int = 224) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """An HP image with one quadrant of SSA, and that quadrant's box: where a heatmap should look."""
+    rng = np.random.default_rng(seed)
+    image = _draw_image(rng, False, size)
+    box = (size // 2, 0, size, size // 2)  # the top right quarter
+    image.paste(_draw_image(rng, True, size).crop(box), box[:2])
+    return image, box
+
+
 def generate_demo_dataset(
     root: str | Path,
     *,

@@ -37,9 +37,37 @@ class ExportParityError(RuntimeError):
     """The exported graph does not compute what the PyTorch model computes."""
 
 
+def attention_dropouts(net: nn.Module) -> list[nn.Module]:
+    """The attention-dropout module of each block of a timm ViT with a class token and explicit (not
+    fused) attention: its input is the block's attention matrix. Empty for any other network."""
+    backbone = getattr(net, "features", None)
+    blocks = getattr(backbone, "blocks", None)
+    if blocks is None or getattr(backbone, "cls_token", None) is None:
+        return []
+    attentions = [getattr(block, "attn", None) for block in blocks]
+    if not all(hasattr(a, "attn_drop") and getattr(a, "fused_attn", True) is False for a in attentions):
+        return []
+    return [a.attn_drop for a in attentions]
+
+
+def attention_rollout(attentions: list[torch.Tensor], prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
+    """``[batch, *grid]``: the class token's attention to each patch through every layer (Abnar and
+    Zuidema, 2020): heads averaged, the residual added as identity, rows renormalized, layers multiplied."""
+    tokens = attentions[0].shape[-1]
+    identity = torch.eye(tokens, dtype=attentions[0].dtype)
+    rollout = None
+    for attention in attentions:
+        layer = 0.5 * attention.mean(dim=1) + 0.5 * identity
+        layer = layer / layer.sum(dim=-1, keepdim=True)
+        rollout = layer if rollout is None else layer @ rollout
+    patches = rollout[:, 0, prefix_tokens:]
+    return (patches / patches.sum(dim=-1, keepdim=True)).reshape(-1, *grid)
+
+
 class ProbabilityModel(nn.Module):
     """Normalized image -> calibrated P(SSA): the calibration and the sigmoid go inside the graph. With
-    an ``ood`` module (features -> score), a second output scores the penultimate features."""
+    an ``ood`` module (features -> score), a second output scores the penultimate features, and a ViT
+    adds its attention rollout as a third; ``output_names`` lists them."""
 
     def __init__(
         self, net: nn.Module, temperature: float = 1.0, bias: float = 0.0, ood: nn.Module | None = None
@@ -47,13 +75,30 @@ class ProbabilityModel(nn.Module):
         super().__init__()
         self.net, self.ood = net, ood
         self.temperature, self.bias = float(temperature), float(bias)
+        self.attention = attention_dropouts(net) if ood is not None else []
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def output_names(self) -> list[str]:
+        if self.ood is None:
+            return ["probability"]
+        return ["probability", "ood_score", *(["attention_rollout"] if self.attention else [])]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.ood is None:
             return torch.sigmoid(self.net(image) / self.temperature + self.bias)
-        features = self.net.features(image).flatten(1)  # BinaryClassifier: features -> head
+        attentions: list[torch.Tensor] = []
+        hooks = [m.register_forward_hook(lambda _m, inputs, _out: attentions.append(inputs[0])) for m in self.attention]
+        try:
+            features = self.net.features(image).flatten(1)  # BinaryClassifier: features -> head
+        finally:
+            for hook in hooks:
+                hook.remove()
         probability = torch.sigmoid(self.net.head(features).squeeze(-1) / self.temperature + self.bias)
-        return probability, self.ood(features)
+        if not self.attention:
+            return probability, self.ood(features)
+        backbone = self.net.features
+        rollout = attention_rollout(attentions, backbone.num_prefix_tokens, tuple(backbone.patch_embed.grid_size))
+        return probability, self.ood(features), rollout
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
@@ -105,7 +150,7 @@ def export_onnx(
             model,
             (example,),
             input_names=["image"],
-            output_names=["probability", "ood_score"] if ood is not None else ["probability"],
+            output_names=model.output_names,
             dynamic_shapes={"image": {0: batch}},
             opset_version=OPSET,
             dynamo=True,
