@@ -73,6 +73,7 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
         "plots/augmented_train.png",
         "plots/lr_schedule.png",
         "plots/reliability.png",
+        "plots/heatmaps_test.png",
     } <= listed
     local = Path(client.download_artifacts(run_id, "model", str(root / f"dl-{run_id}")))
     card = json.loads((local / "card.json").read_text())

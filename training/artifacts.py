@@ -6,7 +6,9 @@ the artifact serving will load, not the PyTorch model it came from.
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import json
 import logging
 import time
@@ -19,8 +21,11 @@ import torch
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from PIL import Image
 from torch.utils.data import DataLoader
 
+from inference.explain import explain
+from inference.predictor import Predictor
 from training import calibration, cards, ood, plots
 from training import onnx_export as ox
 from training.classifier import MhistClassifier
@@ -72,6 +77,25 @@ def _calibration(
     summary = {"method": "temperature and bias (Platt scaling of the logit), fitted on validation"}
     summary |= {"temperature": round(temperature, 6), "bias": round(bias, 6), "bins": calibration.ECE_BINS}
     return {**summary, "ece": ece, "log_loss": loss}, tables
+
+
+def _example_heatmaps(
+    model: Path, data: MhistDataModule, probs: np.ndarray, targets: np.ndarray, threshold: float, per_case: int = 2
+) -> list[tuple[str, Image.Image]]:
+    """``/explain``'s overlays, as serving computes them, for a few test images of each class, right and wrong."""
+    predictor = Predictor.load(model)
+    records, examples = data.test_set.records, []
+    for truth in (1, 0):
+        for correct in (True, False):
+            chosen = [
+                i for i in range(len(records)) if targets[i] == truth and ((probs[i] >= threshold) == truth) == correct
+            ]
+            for i in chosen[:per_case]:
+                answer = explain(predictor, (data.root / "images" / records[i].image).read_bytes())
+                overlay = Image.open(io.BytesIO(base64.b64decode(answer["explanation"]["overlay_png"])))
+                verdict = "right" if correct else "wrong"
+                examples.append((f"{records[i].class_name}, {verdict}: P(SSA) {answer['probability']:.2f}", overlay))
+    return examples
 
 
 def export_checkpoint(
@@ -170,6 +194,8 @@ def export_checkpoint(
     images, labels = next(iter(DataLoader(data.train_set, batch_size=16, shuffle=True)))
     mean, std = data.normalization
     plots.image_grid(images, labels.tolist(), mean, std, plot_dir / "augmented_train.png")
+    examples = _example_heatmaps(fp32_path, data, test["fp32"], test_targets, threshold)
+    plots.heatmaps(examples, f"{name}: where test answers came from (/explain)", plot_dir / "heatmaps_test.png")
     log.info(
         "exported %s: calibration T %.3f b %.3f, OOD false alarms %s on test and detection %.2f, parity %.2g, "
         "int8 AUROC drop %.4f, servable %s",

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from training.thresholds import operating_points  # noqa: E402
 
@@ -101,6 +102,20 @@ def image_grid(
         ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
         ax.set_title("SSA" if label >= 0.5 else "HP", fontsize=10)  # a soft target is SSA from 4 votes of 7
     fig.suptitle("augmented training images")
+    return _save(fig, path)
+
+
+def heatmaps(examples: Sequence[tuple[str, Image.Image]], title: str, path: Path) -> Path:
+    """Overlays from ``/explain`` in a grid, each titled with its truth, verdict and probability."""
+    columns = 4
+    rows = max(1, int(np.ceil(len(examples) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (caption, overlay) in zip(axes.flat, examples, strict=False):
+        ax.imshow(overlay)
+        ax.set_title(caption, fontsize=9)
+    fig.suptitle(f"{title}\nyellow: most evidence for SSA (occlusion) or most attention (rollout)")
     return _save(fig, path)
 
 
