@@ -114,6 +114,7 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
     assert float(int8["ood_cutoff"]) > 0  # its own cut-off, on its own scores
     assert guard["test_false_alarm_rate"] <= 0.15  # set at 5% on validation
     assert guard["detection_rate"] >= 0.9  # photographs, greyscale, graphics, another stain, blank fields
+    assert guard["demo_generator_images_flagged"] <= 0.25  # the demo models learned these: false alarms here
     assert metrics["ood/test_false_alarm_rate"] == pytest.approx(guard["test_false_alarm_rate"])
     assert json.loads(metadata["card"])["out_of_distribution"]["detection_rate"] == guard["detection_rate"]
 

@@ -20,7 +20,8 @@ from inference.annotations import ANNOTATORS_COLUMN, IMAGE_COLUMN, LABEL_COLUMN,
 from inference.errors import unwritable_reason
 
 
-def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Image:
+def draw_image(rng: np.random.Generator, positive: bool, size: int = 224) -> Image.Image:
+    """One synthetic patch: a pink field with crypts, bluer and more elongated for SSA."""
     blueness = float(np.clip(rng.normal(0.75 if positive else 0.0, 0.4), -0.6, 1.4))
     stain = np.array([236, 196, 216]) + blueness * np.array([-10, -4, 8])
     background = stain + rng.normal(0, 6, 3)
@@ -42,9 +43,9 @@ def _draw_image(rng: np.random.Generator, positive: bool, size: int) -> Image.Im
 def draw_evidence_image(seed: int = 0, size: int = 224) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """An HP image with one quadrant of SSA, and that quadrant's box: where a heatmap should look."""
     rng = np.random.default_rng(seed)
-    image = _draw_image(rng, False, size)
+    image = draw_image(rng, False, size)
     box = (size // 2, 0, size, size // 2)  # the top right quarter
-    image.paste(_draw_image(rng, True, size).crop(box), box[:2])
+    image.paste(draw_image(rng, True, size).crop(box), box[:2])
     return image, box
 
 
@@ -68,7 +69,7 @@ def generate_demo_dataset(
         rng.shuffle(labels)
         for positive in labels:
             name = f"demo_{len(rows):05d}.png"
-            _draw_image(rng, bool(positive), size).save(root / "images" / name)
+            draw_image(rng, bool(positive), size).save(root / "images" / name)
             votes = int(rng.integers(4, 8) if positive else rng.integers(0, 4))
             rows.append((name, "SSA" if positive else "HP", votes, partition))
     with (root / "annotations.csv").open("w", newline="") as handle:
