@@ -2,13 +2,15 @@
 
     python -m bench.inference --models vit_base_patch16_224 mlp --batches 1 8
 
-Each row is printed beside its physical floor: for the ViT its FLOPs over the machine's fp32
-matmul rate; for the MLP at batch 1, its weight bytes over the memory read rate. Each ceiling is
-the best of several probes, in PyTorch and in onnxruntime itself (its MLAS kernels are what the
-ONNX rows run on). A model's three runtimes and the winning probe are then timed in turn, call by
-call: this VM drifts by tens of percent within minutes, so rows compared with each other or with
-their floor are measured in the same minutes. Every timed call starts after a short settle, so no
-runtime's spinning threads slow the next one.
+Each row is printed beside its physical floor, from the hardware's own peaks (``bench/peaks.c``,
+built here: the widest FMA, int8 dot-product and bf16 instructions the CPU has, on every thread,
+and a read of a buffer far larger than the caches): for the ViT its FLOPs over the fp32 peak, or
+over the int8 peak for the int8 file; for the MLP at batch 1, its weight bytes over the read
+rate. The libraries' own matmul and read rates (PyTorch, onnxruntime's MLAS) are measured too,
+to show how far each library is from the hardware. A model's three runtimes and its floor's
+kernel are timed in turn, call by call: this VM drifts by tens of percent within minutes, so rows
+compared with each other or with their floor are measured in the same minutes. Every timed call
+starts after a short settle, so no runtime's spinning threads slow the next one.
 Writes ``inference.json`` and ``inference.md``.
 """
 
@@ -41,10 +43,12 @@ from bench.common import (
     publish,
     timed,
 )
+from bench.peaks import Peak, peaks, rates
 from inference.predictor import FILES
 from training.networks import count_parameters
 
 RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8")
+UNITS = {"fp32_gflops": "GFLOP/s", "bf16_gflops": "GFLOP/s", "int8_gops": "GOP/s", "read_gbps": "GB/s"}
 
 
 def _ort_matmul(m: int, k: int, n: int) -> Callable[[], object]:
@@ -105,11 +109,9 @@ def read_probes(megabytes: int = 1024) -> dict[str, Probe]:
     }
 
 
-def ceiling(probes: dict[str, Probe], repeats: int = 8) -> tuple[dict[str, float], Probe]:
-    """Each probe's rate (giga-work per second: GFLOP/s, GB/s) and the fastest probe, which the
-    floors re-time; the others are dropped with ``probes``."""
-    rates = {label: probe.rate(repeats) / 1e9 for label, probe in probes.items()}
-    return rates, probes[max(rates, key=rates.__getitem__)]
+def library_rates(probes: dict[str, Probe], repeats: int = 8) -> dict[str, float]:
+    """Each library probe's rate (giga-work per second: GFLOP/s, GB/s), to read beside the hardware's peak."""
+    return {label: probe.rate(repeats) / 1e9 for label, probe in probes.items()}
 
 
 SETTLE_S = 0.1  # between timed calls: onnxruntime's and OpenMP's idle threads spin for a while, and
@@ -261,14 +263,14 @@ def peak_memory_mb(name: str, runtime: str, batch: int, path: Path | None) -> fl
 
 def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flops: float) -> tuple[str, float] | None:
     """What bounds a batch from below, and how much of it: an MLP at batch 1 reads its weight bytes
-    (int8 ones for int8); a ViT does its FLOPs. None for a batched MLP (the batch shares the weight
-    reads) and for the int8 ViT (whose integer rate is not probed)."""
+    (int8 ones for int8); a ViT does its FLOPs, at the int8 peak for the int8 file. None for a
+    batched MLP (the batch shares the weight reads)."""
     if is_mlp:
-        return ("memory_gbps", weight_bytes) if batch == 1 else None
-    return None if runtime == "onnx-int8" else ("matmul_gflops", flops * batch)
+        return ("read_gbps", weight_bytes) if batch == 1 else None
+    return ("int8_gops" if runtime == "onnx-int8" else "fp32_gflops", flops * batch)
 
 
-def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, floors: dict[str, Probe],
+def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, floors: dict[str, Peak],
                  probe_samples: dict[str, list[float]]) -> dict[str, float]:  # fmt: skip
     """A row against its floor, the probe timed in turn with it: ``vs_floor`` median over median,
     ``best_vs_floor`` fastest over fastest."""
@@ -311,9 +313,9 @@ def load_runtimes(name: str, net: torch.nn.Module, folder: Path, batch: int) -> 
 
 
 def bench_model(
-    name: str, batches: list[int], repeats: int, floors: dict[str, Probe], store: Path, *, profile: bool = True
+    name: str, batches: list[int], repeats: int, floors: dict[str, Peak], store: Path, *, profile: bool = True
 ) -> list[dict]:
-    """Every runtime of one model, timed in turn at each batch size with its floor's probe."""
+    """Every runtime of one model, timed in turn at each batch size with its floor's kernel."""
     net = build_network(name)
     is_mlp = name.startswith("mlp")
     flops = 0.0 if is_mlp else vit_flops(net)
@@ -337,17 +339,19 @@ def bench_model(
                 "load_s": one.load_s,
                 "peak_mb": one.peak_mb,
                 **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
-                "floor": "weights / bandwidth" if is_mlp else "FLOPs / matmul rate",
+                "floor": "weights / bandwidth" if is_mlp else f"FLOPs / {bounds[runtime][0].split('_')[0]} peak",
                 **({"profile": op_breakdown(one.path, images)} if one.path and profile else {}),
             })  # fmt: skip
     return sorted(rows, key=lambda r: (RUNTIMES.index(r["runtime"]), batches.index(r["batch"])))
 
 
 def markdown(result: dict) -> str:
-    c = result["ceilings"]
+    c, isa, probes = result["ceilings"], result["peaks"], result["probes"]
+    peaks = ", ".join(f"{kind.rsplit('_', 1)[0]} {c[kind]:.0f} {UNITS[kind]} ({isa[kind]})" for kind in c)
+    libraries = ", ".join(f"{label} {rate:.0f}" for kind in probes for label, rate in probes[kind].items())
     header = (
-        f"Measured on {describe(result['machine'])}, {result['machine']['date']}: fp32 matmul "
-        f"{c['matmul_gflops']:.0f} GFLOP/s, memory read {c['memory_gbps']:.1f} GB/s (best probes).\n\n"
+        f"Measured on {describe(result['machine'])}, {result['machine']['date']}. The hardware's peaks: {peaks}. "
+        f"The libraries' own rates (GFLOP/s, GB/s): {libraries}.\n\n"
     )
     rows = [
         (r["model"], r["runtime"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"], r["images_per_s"],
@@ -358,8 +362,9 @@ def markdown(result: dict) -> str:
     headers = ("model", "runtime", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img", "x floor",
                "best x floor", "size MB", "load s", "peak MB")  # fmt: skip
     note = (
-        "\n`floor`: the row's FLOPs (ViT) or weight bytes (MLP, batch 1) at the rate of the probe that set the "
-        "ceiling, that probe timed in turn with the model's runtimes so that the machine's drift moves all alike; "
+        "\n`floor`: the row's FLOPs (ViT, at the fp32 or int8 peak) or weight bytes (MLP, batch 1, at the read rate) "
+        "at the hardware's peak, its kernel timed in turn with the model's runtimes so that the machine's drift moves "
+        "all alike; "
         "`x floor` is median over median, `best x floor` fastest over fastest. `peak MB`: peak resident memory "
         "of a fresh process that loads that runtime and runs the largest batch, imports included.\n"
     )
@@ -371,7 +376,7 @@ def profile_markdown(result: dict) -> str:
     profiled = [r for r in result["rows"] if "profile" in r]
     if not profiled:
         return ""
-    probe = result["ceilings"]["matmul_gflops"]
+    probe = result["ceilings"]["fp32_gflops"]
     rows = []
     for r in profiled:
         p = r["profile"]
@@ -380,12 +385,12 @@ def profile_markdown(result: dict) -> str:
                      p["fp32_matmul_gflops"], p["fp32_matmul_gflops"] / probe, p["weight_matmul_gflops"],
                      p["weight_matmul_alone_gflops"], p["integer_matmul_gflops"],
                      ", ".join(f"{op} {ms:.1f}" for op, ms in others)))  # fmt: skip
-    headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of probe",
+    headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of peak",
                "weight matmuls GFLOP/s", "same shapes alone", "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
     return (
         "\nWhere the time goes (onnxruntime's profile of the same file in a separate session, kernel time only, "
         "so its ms need not match the timed median): the matmuls' share and the rate they reach inside the model, "
-        f"beside the probe's {probe:.0f} GFLOP/s; then the fp32 matmuls by a weight (attention's excluded) in the "
+        f"beside the fp32 peak's {probe:.0f} GFLOP/s; then the fp32 matmuls by a weight (attention's excluded) in the "
         "model, and the same shapes each run alone.\n\n" + markdown_table(headers, rows, digits=2)
     )
 
@@ -396,20 +401,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", nargs="+", type=at_least(1), default=[1, 8])
     parser.add_argument("--repeats", type=at_least(1), default=20)
     parser.add_argument(
-        "--probe-mb", type=at_least(1), default=1024, help="bandwidth probe size (far above the caches)"
+        "--probe-mb", type=at_least(1), default=1024, help="bandwidth buffer size (far above the caches)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the per-operator onnxruntime profile")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store)  # first: a bad name fails before minutes of probing
-    probes, floors = {}, {}
-    probes["matmul_gflops"], floors["matmul_gflops"] = ceiling(matmul_probes())
-    probes["memory_gbps"], floors["memory_gbps"] = ceiling(read_probes(args.probe_mb))
-    ceilings = {kind: max(rates.values()) for kind, rates in probes.items()}
+    floors = peaks(args.probe_mb)  # a missing compiler is said before minutes of timing
+    measured = rates(floors)
+    ceilings = {kind: m["rate"] for kind, m in measured.items()}
+    probes = {"matmul_gflops": library_rates(matmul_probes()), "memory_gbps": library_rates(read_probes(args.probe_mb))}
     rows = []
     for name in args.models:
         rows += bench_model(name, args.batches, args.repeats, floors, store, profile=not args.no_profile)
-    return publish(args.out, "inference", {"ceilings": ceilings, "probes": probes, "rows": rows}, markdown)
+    result = {"ceilings": ceilings, "peaks": {k: m["isa"] for k, m in measured.items()}, "probes": probes, "rows": rows}
+    return publish(args.out, "inference", result, markdown)
 
 
 if __name__ == "__main__":
