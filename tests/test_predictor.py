@@ -390,7 +390,7 @@ def test_every_answer_says_whether_the_image_is_like_the_training_images(model_s
     assert predictor.ood_cutoff is not None
     tissue = [p.read_bytes() for p in sorted((small_root / "images").iterdir())[:16]]
     answers = predictor.predict(tissue)
-    assert sum(a["in_distribution"] for a in answers) >= 14  # the cut-off allows 5% false alarms on validation
+    assert sum(a["in_distribution"] for a in answers) >= 12  # a 95% cut-off, from this tiny fit's 12 validation images
     assert all(a["ood_reason"] is None for a in answers if a["in_distribution"])
     photo, blank, stain = predictor.predict(
         [

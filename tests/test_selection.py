@@ -74,7 +74,7 @@ class WatchedData(MhistDataModule):
 
 def test_fit_never_reads_the_test_partition(tmp_path, small_root) -> None:  # noqa: ANN001
     """Checkpoint choice, threshold tuning and early stopping all happen inside fit."""
-    data = WatchedData(str(small_root), batch_size=16, num_workers=0)
+    data = WatchedData(str(small_root), batch_size=16, num_workers=0, normalization="imagenet")
     model = tiny_classifier(size=224)
     checkpoint = GuardedCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
     stopper = EarlyStopping(monitor="val/loss", patience=1)
