@@ -93,7 +93,7 @@ def foreign_images() -> dict[str, list[Image.Image]]:
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    image.save(buffer, "PNG", compress_level=1)  # in memory, read at once: speed over size
     return buffer.getvalue()
 
 
