@@ -13,6 +13,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO
+from training.export import main as export_main
 from training.fit import main
 from training.onnx_export import read_metadata
 
@@ -235,18 +236,30 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         ),
     ],
 )
-def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str) -> None:
+def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str,
+                                                  capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """In-process: ``main`` exits with the one line; nothing else reaches stderr (no usage, no traceback)."""
     base = ["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path)]
-    result = run_fit_script(*base, *args)
-    assert result.returncode != 0
-    assert message in result.stderr
+    with pytest.raises(SystemExit) as exited:
+        main([*base, *args])
+    assert message in str(exited.value.code)
+    assert "\n" not in str(exited.value.code)
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed
+    assert "usage:" not in printed
+
+
+def test_the_script_prints_a_user_error_as_one_line(small_root: Path, tmp_path: Path) -> None:
+    """The real entry point, once: the message reaches the terminal, alone."""
+    result = run_fit_script("--config", "demo-mlp.yaml", "--data.root", str(small_root), "--model.lrr", "5",
+                            "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 1
+    assert "error: unrecognized arguments: --model.lrr 5" in result.stderr
     assert "Traceback" not in result.stderr
     assert "usage:" not in result.stderr
 
 
 def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001
-    from training.export import main as export_main
-
     root, runs = demo_runs
     store = f"sqlite:///{root.resolve()}/mlflow.db"
     card = export_main(["--run-id", runs[1], "--tracking-uri", store, "--out", str(tmp_path / "again")])
@@ -270,12 +283,12 @@ def test_export_command_names_an_unknown_run_and_an_unreadable_store(tmp_path: P
     store = tmp_path / "x.db"
     MlflowClient(f"sqlite:///{store}").search_experiments()  # an empty store
     missing = tmp_path / "typo.db"
-    for uri, message in [(f"sqlite:///{store}", "error: no MLflow run feedc0de"),
-                         (f"sqlite:///{missing}", f"there is no MLflow store at {missing}")]:  # fmt: skip
-        result = run_export_script("--run-id", "feedc0de", "--tracking-uri", uri)
-        assert result.returncode != 0
-        assert message in result.stderr
-        assert "Traceback" not in result.stderr
+    result = run_export_script("--run-id", "feedc0de", "--tracking-uri", f"sqlite:///{store}")  # the real script, once
+    assert result.returncode == 1
+    assert "error: no MLflow run feedc0de" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(SystemExit, match=f"there is no MLflow store at {missing}"):
+        export_main(["--run-id", "feedc0de", "--tracking-uri", f"sqlite:///{missing}"])
     assert not missing.exists()  # MLflow would have made an empty store there
 
 
@@ -295,21 +308,17 @@ def test_export_of_a_fit_that_did_not_finish_says_to_resume_it(tmp_path: Path) -
         checkpoint_of(client, other)
 
 
-def test_a_tracking_server_that_does_not_answer_is_one_line_at_once(small_root: Path, tmp_path: Path) -> None:
-    import os
-
+def test_a_tracking_server_that_does_not_answer_is_one_line_at_once(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens: MLflow alone retried it for minutes, then a traceback
-    result = subprocess.run(
-        [sys.executable, "training/fit.py", "--config", "demo-mlp.yaml", "--data.root", str(small_root),
-         "--trainer.default_root_dir", str(tmp_path)],
-        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": url}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert f"error: the MLflow tracking server at {url} does not answer" in result.stderr
-    assert "unset MLFLOW_TRACKING_URI to log into the local store" in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path)])
+    assert f"error: the MLflow tracking server at {url} does not answer" in str(exited.value.code)
+    assert "unset MLFLOW_TRACKING_URI to log into the local store" in str(exited.value.code)
 
 
 def test_export_command_refuses_a_file_fit_did_not_write(tmp_path: Path) -> None:
@@ -321,10 +330,10 @@ def test_export_command_refuses_a_file_fit_did_not_write(tmp_path: Path) -> None
         ("bytes.ckpt", "(UnpicklingError)"),
         ("other.ckpt", "(KeyError: 'pytorch-lightning_version')"),
     ]:
-        result = run_export_script("--checkpoint", str(tmp_path / name), "--out", str(tmp_path / "out"))
-        assert result.returncode != 0
-        assert f"error: {tmp_path / name} is not a checkpoint written by training/fit.py {reason}" in result.stderr
-        assert "Traceback" not in result.stderr
+        with pytest.raises(SystemExit) as exited:
+            export_main(["--checkpoint", str(tmp_path / name), "--out", str(tmp_path / "out")])
+        expected = f"error: {tmp_path / name} is not a checkpoint written by training/fit.py {reason}"
+        assert str(exited.value.code) == expected
     assert not (tmp_path / "out").exists()
 
 
