@@ -25,7 +25,7 @@ def description(data: MhistDataModule) -> dict[str, Any]:
             "description": data.hparams.description,
             "targets": data.hparams.targets,
             **fingerprint(data.root, data.records),
-            "splits": {split: data.class_counts(records) for split, records in data.splits.items()},
+            "splits": data.split_counts,
         },
     }
 

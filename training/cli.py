@@ -128,16 +128,15 @@ def git_commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def dataset_input(data: MhistDataModule) -> DatasetInput:
-    """The run's MLflow dataset input (its Datasets tab): the folder, its annotations digest, and the
-    class counts per split as the profile."""
-    digest = fingerprint(data.root, data.records)["data.annotations_sha256"]
+def dataset_input(data: MhistDataModule, digest: str) -> DatasetInput:
+    """The run's MLflow dataset input (its Datasets tab): the folder, its annotations ``digest``, and
+    the class counts per split as the profile."""
     dataset = Dataset(
         name=data.root.name or "mhist",
         digest=digest[:36],
         source_type="local",
         source=json.dumps({"uri": str(data.root.resolve()), "description": data.hparams.description}),
-        profile=json.dumps({split: data.class_counts(records) for split, records in data.splits.items()}),
+        profile=json.dumps(data.split_counts),
     )
     return DatasetInput(dataset, tags=[InputTag(DATASET_CONTEXT, "training")])
 
@@ -172,7 +171,7 @@ class LogConfigToMlflow(SaveConfigCallback):
         datamodule = getattr(trainer, "datamodule", None)
         if isinstance(datamodule, MhistDataModule):
             tags |= fingerprint(datamodule.root, datamodule.records)
-            client.log_inputs(run_id, datasets=[dataset_input(datamodule)])
+            client.log_inputs(run_id, datasets=[dataset_input(datamodule, tags["data.annotations_sha256"])])
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
         # MLflow 3 opens an experiment without this tag on its (empty) traces view, not on its runs

@@ -17,7 +17,14 @@ from torchvision.transforms import v2
 from inference.annotations import ANNOTATORS
 from training.errors import TrainingSetupError, refuse_out_of_range
 from training.mhist import MhistRecord, check_images, load_rgb, read_annotations
-from training.transforms import IMAGENET_MEAN, IMAGENET_STD, NetworkInput, eval_transform, train_transform
+from training.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NetworkInput,
+    eval_transform,
+    train_transform,
+    untrained_input,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +136,11 @@ class MhistDataModule(LightningDataModule):
         log.info("MHIST %s: %s", self.root, {k: self.class_counts(v) for k, v in splits.items()})
         return splits
 
+    @property
+    def split_counts(self) -> dict[str, dict[str, int]]:
+        """HP and SSA images per split: what the card and the run's dataset input report."""
+        return {split: self.class_counts(records) for split, records in self.splits.items()}
+
     @staticmethod
     def class_counts(records: Sequence[MhistRecord]) -> dict[str, int]:
         positives = sum(r.label for r in records)
@@ -144,7 +156,7 @@ class MhistDataModule(LightningDataModule):
 
     @property
     def network_input(self) -> NetworkInput:
-        return self.hparams.network_input or {"input_size": None, "mean": None, "std": None, "interpolation": None}
+        return self.hparams.network_input or untrained_input()
 
     @property
     def input_size(self) -> int:

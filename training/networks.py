@@ -17,7 +17,7 @@ from timm.data import resolve_model_data_config
 from torch import nn
 
 from training.errors import TrainingSetupError, refuse_out_of_range
-from training.transforms import NetworkInput
+from training.transforms import NetworkInput, untrained_input
 
 
 class BinaryClassifier(nn.Module):
@@ -37,7 +37,7 @@ class BinaryClassifier(nn.Module):
     @property
     def expected_input(self) -> NetworkInput:
         """What the data module should feed this network; LightningCLI links it to ``data.network_input``."""
-        return {"input_size": self.input_size, "mean": None, "std": None, "interpolation": None}
+        return untrained_input(self.input_size)
 
 
 class TimmClassifier(BinaryClassifier):

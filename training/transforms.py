@@ -29,6 +29,11 @@ class NetworkInput(TypedDict):
     interpolation: Interpolation | None
 
 
+def untrained_input(input_size: int | None = None) -> NetworkInput:
+    """What a network without pretraining takes: its size at most, no statistics, no interpolation."""
+    return {"input_size": input_size, "mean": None, "std": None, "interpolation": None}
+
+
 def _resize(input_size: int, interpolation: Interpolation) -> v2.Resize:
     return v2.Resize((input_size, input_size), interpolation=InterpolationMode(interpolation))
 
