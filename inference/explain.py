@@ -34,7 +34,7 @@ def occlusion_map(predictor: Predictor, batch: np.ndarray, grid: int = OCCLUSION
         for column in range(grid):
             copy = copies[row * grid + column]
             copy[:, edges[row] : edges[row + 1], edges[column] : edges[column + 1]] = 0.0
-    probabilities = np.concatenate([predictor.run(batch)[0], predictor.run(copies)[0]])
+    (probabilities,) = predictor.run(np.concatenate([batch, copies]))
     return (probabilities[0] - probabilities[1:]).reshape(grid, grid)
 
 
@@ -52,16 +52,19 @@ def overlay_png(image: Image.Image, heatmap: np.ndarray) -> bytes:
 
 
 def explain(predictor: Predictor, data: bytes) -> dict[str, Any]:
-    """The answer for one image, and ``explanation``: method, raw map, overlay PNG (base64), its latency."""
-    (answer,) = predictor.predict([data])
+    """The answer for one image, and ``explanation``: method, raw map, overlay PNG (base64), and the
+    latency of what the explanation added (a rollout comes from the answer's own run)."""
+    started = time.perf_counter()
+    rollout = ["attention_rollout"] if predictor.has_rollout else []
+    probabilities, ood_scores, problems, extra = predictor.scores([data], *rollout)
+    (answer,) = predictor.answers(probabilities, ood_scores, problems, round((time.perf_counter() - started) * 1000, 2))
     started = time.perf_counter()
     image = decode(data, max_pixels=predictor.limits.max_pixels)
     view = image.resize((predictor.input_size, predictor.input_size), Image.Resampling.BILINEAR)
-    batch = predictor.inputs([image])
     if predictor.has_rollout:
-        method, heatmap = "attention rollout", predictor.run(batch, "attention_rollout")[0][0]
+        method, heatmap = "attention rollout", extra[0][0]
     else:
-        method, heatmap = "occlusion", occlusion_map(predictor, batch)
+        method, heatmap = "occlusion", occlusion_map(predictor, predictor.inputs([image]))
     explanation = {
         "method": method,
         "meaning": "share of the class token's attention" if predictor.has_rollout else "fall in P(SSA) when hidden",

@@ -184,9 +184,12 @@ class Predictor:
         mean, std = self.normalization
         return np.stack([to_input(image, self.input_size, mean, std, self.interpolation) for image in images])
 
-    def scores(self, images: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
-        """Per image: P(SSA); the OOD score as a multiple of its cut-off (None without a guard); and why
-        the image itself is not an H&E patch (None when its colours allow it)."""
+    def scores(
+        self, images: Sequence[bytes], *extra: str
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str | None], list[np.ndarray]]:
+        """Per image: P(SSA); the OOD score as a multiple of its cut-off (None without a guard); why the
+        image itself is not an H&E patch (None when its colours allow it); and the graph's ``extra``
+        outputs, from the same run."""
         self.check(images)
         opened = [open_image(data, max_pixels=self.limits.max_pixels) for data in images]  # headers only
         pixels = sum(image.width * image.height for image in opened)
@@ -194,12 +197,10 @@ class Predictor:
             raise errors.request_too_large(pixels, self.limits.max_request_pixels)
         decoded = [load(image) for image in opened]
         problems = [tissue_problem(image) for image in decoded]
-        batch = self.inputs(decoded)
-        if self.ood_cutoff is None:
-            (probabilities,) = self.run(batch)
-            return probabilities.astype(float), None, problems
-        probabilities, ood_scores = self.run(batch, "probability", "ood_score")
-        return probabilities.astype(float), ood_scores.astype(float) / self.ood_cutoff, problems
+        guarded = self.ood_cutoff is not None
+        outputs = self.run(self.inputs(decoded), "probability", *(["ood_score"] if guarded else []), *extra)
+        ood_scores = outputs[1].astype(float) / self.ood_cutoff if guarded else None
+        return outputs[0].astype(float), ood_scores, problems, outputs[len(outputs) - len(extra) :]
 
     def probabilities(self, images: Sequence[bytes]) -> np.ndarray:
         return self.scores(images)[0]
@@ -208,8 +209,13 @@ class Predictor:
         """One answer per image: probability, label by the model's threshold, threshold, whether the image
         looks like what the model learned (and why not), model, time."""
         started = time.perf_counter()
-        probabilities, ood_scores, problems = self.scores(images)
-        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        probabilities, ood_scores, problems, _ = self.scores(images)
+        return self.answers(probabilities, ood_scores, problems, round((time.perf_counter() - started) * 1000, 2))
+
+    def answers(
+        self, probabilities: np.ndarray, ood_scores: np.ndarray | None, problems: list[str | None], latency_ms: float
+    ) -> list[dict[str, Any]]:
+        """``scores``' figures as the API's answers."""
         positive, negative = self.metadata["positive_class"], self.metadata["negative_class"]
         answers = []
         for i, p in enumerate(probabilities):

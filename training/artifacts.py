@@ -80,10 +80,14 @@ def _calibration(
 
 
 def _example_heatmaps(
-    model: Path, data: MhistDataModule, probs: np.ndarray, targets: np.ndarray, threshold: float, per_case: int = 2
+    predictor: Predictor,
+    data: MhistDataModule,
+    probs: np.ndarray,
+    targets: np.ndarray,
+    threshold: float,
+    per_case: int = 2,
 ) -> list[tuple[str, Image.Image]]:
     """``/explain``'s overlays, as serving computes them, for a few test images of each class, right and wrong."""
-    predictor = Predictor.load(model)
     records, examples = data.test_set.records, []
     for truth in (1, 0):
         for correct in (True, False):
@@ -159,8 +163,9 @@ def export_checkpoint(
     }
     ox.write_metadata(fp32_path, fp32_meta)
     ox.write_metadata(int8_path, int8_meta)
+    served = Predictor.load(fp32_path)  # serving's own code, for the guard's rates and the heatmaps
     guard_rates = ood.measure_guard(
-        fp32_path, [(data.root / "images" / r.image).read_bytes() for r in data.test_set.records]
+        served, [(data.root / "images" / r.image).read_bytes() for r in data.test_set.records]
     )
     card = {
         **metadata,
@@ -194,7 +199,7 @@ def export_checkpoint(
     images, labels = next(iter(DataLoader(data.train_set, batch_size=16, shuffle=True)))
     mean, std = data.normalization
     plots.image_grid(images, labels.tolist(), mean, std, plot_dir / "augmented_train.png")
-    examples = _example_heatmaps(fp32_path, data, test["fp32"], test_targets, threshold)
+    examples = _example_heatmaps(served, data, test["fp32"], test_targets, threshold)
     plots.heatmaps(examples, f"{name}: where test answers came from (/explain)", plot_dir / "heatmaps_test.png")
     log.info(
         "exported %s: calibration T %.3f b %.3f, OOD false alarms %s on test and detection %.2f, parity %.2g, "

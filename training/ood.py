@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,15 +96,14 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def measure_guard(model: Path, test_images: Sequence[bytes]) -> dict[str, Any]:
-    """The guard as serving runs it (the ``Predictor`` on the exported file, colour checks included):
+def measure_guard(predictor: Predictor, test_images: Sequence[bytes]) -> dict[str, Any]:
+    """The guard as serving runs it (the ``Predictor`` of the exported file, colour checks included):
     its false-alarm rate on the test split and its detection rate per source of foreign images."""
-    predictor = Predictor.load(model)
 
     def flags(images: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         by_guard, by_features = [], []
         for start in range(0, len(images), predictor.limits.max_batch):
-            _, scores, problems = predictor.scores(images[start : start + predictor.limits.max_batch])
+            _, scores, problems, _ = predictor.scores(images[start : start + predictor.limits.max_batch])
             by_features += [bool(s > 1) for s in scores]
             by_guard += [problem is not None or s > 1 for s, problem in zip(scores, problems, strict=True)]
         return np.asarray(by_guard, dtype=bool), np.asarray(by_features, dtype=bool)
