@@ -22,9 +22,11 @@ import numpy as np
 
 from inference.cores import available_cpus
 from inference.errors import unwritable_reason
-from inference.predictor import FILES
+from inference.predictor import FILES, STATIC_INT8
 
 RESULTS = Path("bench/results")
+# bench.inference's rows, in the order the tables list them
+RUNTIMES = ("pytorch", "pytorch-bf16", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "openvino-bf16")
 MODEL_CACHE = Path("outputs/bench/models")
 RANDOM_WEIGHTS_RUN = "bench-random-weights"
 
@@ -36,7 +38,21 @@ INT8_SPEEDUP_GOAL = 2.5  # int8 at least this many times faster than fp32
 COLD_START_GOAL_S = {("vit_base_patch16_224", "int8"): 1.5}  # process start to first prediction, Lambda path
 P50_OVERHEAD_GOAL_MS = 10.0  # service p50 at one client over the raw predictor's
 SATURATION_GOAL = 0.9  # service throughput at saturation over the raw predictor's
+# issue 20: the batched service against today's (dynamic int8, a run per request) in the same run
+BATCHED_THROUGHPUT_GOAL = 1.3  # at least this many times today's throughput at the most clients
+BATCHED_P50_GOAL = 1.05  # p50 at one client at most this many times today's
 DATA_WAIT_GOAL = 0.1  # training: the most of a fit's time spent waiting for the next batch
+
+
+def batched_against_today(measured: list[dict], model: str) -> tuple[float, float, tuple[int, int]] | None:
+    """``bench.serving``'s ``batched`` over ``today`` for one model, each in its first layout: throughput
+    at the most clients, p50 at the fewest, and those client counts; None unless both ran."""
+    first = {m["config"]: m for m in reversed(measured) if m["model"] == model and "config" in m}
+    if not {"today", "batched"} <= first.keys():
+        return None
+    today, batched = first["today"]["levels"], first["batched"]["levels"]
+    gain = batched[-1]["throughput_per_s"] / today[-1]["throughput_per_s"]
+    return gain, batched[0]["p50_ms"] / today[0]["p50_ms"], (batched[0]["concurrency"], batched[-1]["concurrency"])
 
 
 def timed(fn: Callable[[], object], *, repeats: int, warmup: int = 2) -> list[float]:
@@ -210,7 +226,7 @@ def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
     """
     for name in names:
         folder = root / name
-        if all((folder / file).is_file() for file in FILES.values()):
+        if all((folder / file).is_file() for file in FILES.values()) and _static_int8(folder / FILES["int8"]):
             continue
         partial = root / f".{name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -225,6 +241,35 @@ def model_store(names: Sequence[str], root: Path = MODEL_CACHE) -> Path:
     return root
 
 
+def dynamic_int8_store(names: Sequence[str], store: Path) -> Path:
+    """``<store>-dynamic/<name>/model.int8.onnx``: the int8 file as exported before issue 20 (dynamic
+    activation scales, the MatMul/Gemm weights per tensor) from the store's fp32 file, for
+    ``bench.serving``'s side-by-side with today's service."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from training.onnx_export import read_metadata, write_metadata
+
+    root = store.parent / f"{store.name}-dynamic"
+    for name in names:
+        target = root / name / FILES["int8"]
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial.onnx")
+        fp32 = store / name / FILES["fp32"]
+        quantize_dynamic(fp32, partial, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+        write_metadata(partial, {**read_metadata(store / name / FILES["int8"]), "quantization": "dynamic"})
+        partial.replace(target)
+    return root
+
+
+def _static_int8(path: Path) -> bool:
+    """Whether a kept int8 file has static scales (files kept before issue 20 are dynamic: rebuilt)."""
+    from training.onnx_export import read_metadata
+
+    return read_metadata(path).get("quantization") == STATIC_INT8
+
+
 def _export_random(name: str, folder: Path) -> None:
     from training import onnx_export as ox
     from training.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -232,7 +277,8 @@ def _export_random(name: str, folder: Path) -> None:
     network = build_network(name)  # a misspelt name is refused before anything is announced
     print(f"exporting a random-weight {name} to {folder.parent / name} (once)", flush=True)
     fp32 = ox.export_onnx(network, folder / FILES["fp32"], 224)
-    int8 = ox.quantize_int8(fp32, folder / FILES["int8"])
+    rng = np.random.default_rng(0)  # scales from noise: latency does not depend on them
+    int8 = ox.quantize_int8(fp32, folder / FILES["int8"], (rng.normal(size=(4, 3, 224, 224)) for _ in range(2)))
     expected = network.expected_input  # a timm backbone's own preprocessing, as a fit would record it
     metadata = ox.base_metadata(
         model_name=name,
@@ -245,7 +291,8 @@ def _export_random(name: str, folder: Path) -> None:
         metrics={},
     )
     ox.write_metadata(fp32, {**metadata, "precision": "fp32", "servable": "true"})
-    ox.write_metadata(int8, {**metadata, "precision": "int8", "servable": "true"})  # speed only: no gate
+    int8_meta = {**metadata, "precision": "int8", "quantization": STATIC_INT8, "servable": "true"}  # no gate
+    ox.write_metadata(int8, int8_meta)
 
 
 def sample_png(seed: int = 0, size: int = 224) -> bytes:

@@ -7,6 +7,7 @@ instead of a worker traceback, and the Lambda's init phase fails the same way.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from inference.limits import Limits
 
 VARIANTS = ("auto", "fp32", "int8")
+RUNTIMES = ("auto", "onnxruntime", "openvino")
 WHOLE = "a whole number of at least 1"
 
 
@@ -23,7 +25,8 @@ class SettingError(ValueError):
 
 
 def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """``MODEL_ROOT``, ``MODEL_NAME``, ``MODEL_VARIANT``, ``INFERENCE_WORKERS``, the request limits,
+    """``MODEL_ROOT``, ``MODEL_NAME``, ``MODEL_VARIANT``, ``MODEL_RUNTIME``, ``INFERENCE_WORKERS``, the
+    request limits, request batching (``BATCH_WAIT_MS``, ``BATCH_MAX_IMAGES``),
     ``MODEL_RELOAD_CHECK_SECONDS`` and ``MODEL_CACHE`` (where the last model that loaded is kept) as
     plain values; unset or empty is the default."""
     problems: list[str] = []
@@ -38,16 +41,21 @@ def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
     settings = {
         "model_root": env.get("MODEL_ROOT") or "models",
         "model_name": env.get("MODEL_NAME") or "vit_base_patch16_224",
-        "variant": read("MODEL_VARIANT", "auto", _variant, f"one of {', '.join(VARIANTS)}"),
+        "variant": read("MODEL_VARIANT", "auto", _one_of(VARIANTS), f"one of {', '.join(VARIANTS)}"),
+        "runtime": read("MODEL_RUNTIME", "auto", _one_of(RUNTIMES), f"one of {', '.join(RUNTIMES)}"),
         "workers": read("INFERENCE_WORKERS", 1, _whole, WHOLE),
         "max_bytes": read("MAX_IMAGE_BYTES", default.max_bytes, _whole, WHOLE),
         "max_batch": read("MAX_BATCH", default.max_batch, _whole, WHOLE),
         "max_pixels": read("MAX_IMAGE_PIXELS", default.max_pixels, _whole, WHOLE),
         "max_request_bytes": read("MAX_REQUEST_BYTES", default.max_request_bytes, _whole, WHOLE),
         "max_request_pixels": read("MAX_REQUEST_PIXELS", default.max_request_pixels, _whole, WHOLE),
+        "batch_wait_ms": read("BATCH_WAIT_MS", 0, _milliseconds, "a number of milliseconds from 0 (off) to 1000"),
+        "batch_max_images": read("BATCH_MAX_IMAGES", 8, _whole, WHOLE),
         "reload_check_seconds": read("MODEL_RELOAD_CHECK_SECONDS", 1.0, _seconds, "a number of seconds >= 0"),
         "model_cache": env.get("MODEL_CACHE") or str(Path(tempfile.gettempdir()) / "mhist-last-good"),
     }
+    if settings["runtime"] == "openvino" and importlib.util.find_spec("openvino") is None:
+        problems.append("MODEL_RUNTIME='openvino': OpenVINO is not installed here (requirements/server.txt has it)")
     if problems:
         raise SettingError("; ".join(problems))
     return settings
@@ -73,5 +81,10 @@ def _seconds(text: str) -> float | None:
     return value if value >= 0 else None
 
 
-def _variant(text: str) -> str | None:
-    return text if text in VARIANTS else None
+def _milliseconds(text: str) -> float | None:
+    value = _seconds(text)
+    return value if value is not None and value <= 1000 else None
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
+    return lambda text: text if text in choices else None

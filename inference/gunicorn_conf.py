@@ -13,8 +13,11 @@ from inference.cores import DEFAULT_THREADS, default_workers  # no onnxruntime i
 from inference.environment import SettingError, serving_settings, whole_number
 
 try:  # every setting is checked here, before a fork: a worker that fails to boot shows a traceback
+    settings = serving_settings(os.environ)
     workers = whole_number(os.environ, "WEB_CONCURRENCY", default_workers())
-    threads = whole_number(os.environ, "GUNICORN_THREADS", DEFAULT_THREADS)
+    # with request batching, a thread per image of a gathered run: requests wait together, not in the socket queue
+    gathers = settings["batch_wait_ms"] > 0
+    threads = whole_number(os.environ, "GUNICORN_THREADS", settings["batch_max_images"] if gathers else DEFAULT_THREADS)
     timeout = whole_number(os.environ, "GUNICORN_TIMEOUT", 60)  # a cold model load must fit inside
     os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
     serving_settings(os.environ)

@@ -6,6 +6,7 @@ comes from the ONNX file's metadata: nothing is configured twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -21,15 +22,18 @@ import onnxruntime as ort
 from PIL import Image
 
 from inference import errors
+from inference.batching import Batching, Gatherer
 from inference.cores import available_cpus
 from inference.limits import Limits
 from inference.preprocessing import Interpolation, load, open_image, to_input
+from inference.runtimes import Graph, Runtime, open_graph
 from inference.screening import tissue_problem
 
 log = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
 REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+STATIC_INT8 = "static"  # the metadata's ``quantization`` when activation scales were fixed at export
 OOD_REASON = "unlike the training images (its features are farther from them than the guard's cut-off)"
 
 
@@ -69,31 +73,46 @@ class Predictor:
     """A loaded model. ``Predictor.load`` raises ``ServingError(model_not_ready)`` naming the path."""
 
     path: Path
-    session: ort.InferenceSession
+    graph: Graph
     metadata: dict[str, str]
     limits: Limits = field(default_factory=Limits)
     load_seconds: float = 0.0
+    batching: Batching = field(default_factory=Batching)
     _run_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        gathers = self.batching.wait_ms > 0 and self.batch_independent
+        wait_s, most = self.batching.wait_ms / 1000, self.batching.max_images
+        self.gatherer = Gatherer(self._run_graph, wait_s=wait_s, max_images=most) if gathers else None
+
+    def _run_graph(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        return self.graph.run(names, batch)  # the graph of the moment, a stand-in's in a test
+
     @classmethod
-    def load(cls, path: Path, *, threads: int | None = None, limits: Limits | None = None) -> Predictor:
+    def load(
+        cls,
+        path: Path,
+        *,
+        threads: int | None = None,
+        limits: Limits | None = None,
+        runtime: Runtime = "onnxruntime",
+        batching: Batching | None = None,
+    ) -> Predictor:
         started = time.perf_counter()
         if not path.is_file():
             raise errors.model_not_ready(f"{path} does not exist")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or available_cpus()
-        options.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for a corrupt file
+            graph = open_graph(path, runtime, threads or available_cpus())
+        except Exception as error:  # noqa: BLE001 - each runtime raises its own types for a corrupt file
             raise errors.model_not_ready(f"{path} cannot be loaded: {error}") from error
-        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        metadata = graph.metadata
         missing = [key for key in REQUIRED_METADATA if key not in metadata]
         if missing:
             raise errors.model_not_ready(f"{path} lacks metadata {missing}: export it with training/export.py")
-        predictor = cls(path, session, metadata, limits or Limits(), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        predictor = cls(path, graph, metadata, limits or Limits(), seconds, batching or Batching())
         guard = "no OOD guard" if predictor.ood_cutoff is None else f"OOD cut-off {predictor.ood_cutoff:.4g}"
-        log.info("loaded %s (%s) in %.2f s, %s", path, predictor.name, predictor.load_seconds, guard)
+        log.info("loaded %s (%s) in %.2f s with %s, %s", path, predictor.name, seconds, graph.runtime, guard)
         if metadata.get("servable", "true") != "true":  # only a variant asked for by name gets here
             log.warning("%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
                         "served because it was asked for by name", path, metadata.get("int8_auroc_drop", "?"),
@@ -134,7 +153,19 @@ class Predictor:
                 card[key] = json.loads(value) if value[:1] in "[{" else value
             except json.JSONDecodeError:
                 card[key] = value
-        return {**card, "threshold": self.threshold, "file": self.path.name, "load_seconds": self.load_seconds}
+        served = {"file": self.path.name, "load_seconds": self.load_seconds, "runtime": self.graph.runtime}
+        return {**card, "threshold": self.threshold, **served, "batching": self.batching_report()}
+
+    def batching_report(self) -> dict[str, Any]:
+        """The gathering settings and what they achieved over the last runs (``/metadata``)."""
+        runs = self.gatherer.runs if self.gatherer else []
+        return {
+            "wait_ms": self.batching.wait_ms if self.gatherer else 0.0,
+            "max_images": self.batching.max_images,
+            "runs": len(runs),
+            "mean_images_per_run": round(sum(runs) / len(runs), 3) if runs else None,
+            "largest_run": max(runs, default=None),
+        }
 
     def check(self, images: Sequence[bytes]) -> None:
         """Refuse before any decoding: too many images, or one too many bytes."""
@@ -150,11 +181,11 @@ class Predictor:
     def batch_independent(self) -> bool:
         """Whether one run of several images gives each the answer it gets alone. Dynamic quantization
         (every int8 file before static scales) sets activation scales per run, from all its images."""
-        return self.metadata.get("precision") != "int8" or self.metadata.get("quantization") == "static"
+        return self.metadata.get("precision") != "int8" or self.metadata.get("quantization") == STATIC_INT8
 
-    @functools.cached_property
+    @property
     def outputs(self) -> frozenset[str]:
-        return frozenset(output.name for output in self.session.get_outputs())
+        return self.graph.outputs
 
     @functools.cached_property
     def ood_cutoff(self) -> float | None:
@@ -174,9 +205,11 @@ class Predictor:
         """The graph on an input batch: the named outputs (``probability`` when none are named), one run at
         a time, image by image where the file's answers would otherwise depend on the batch."""
         names = list(outputs or ("probability",))
+        if self.gatherer is not None:  # with other requests' images, where they wait
+            return self.gatherer.run(names, batch)
         runs = [batch] if self.batch_independent else np.split(batch, len(batch))
         with self._run_lock:  # one run at a time: the session's threads already use every core it was given
-            results = [self.session.run(names, {"image": run}) for run in runs]
+            results = [self.graph.run(names, run) for run in runs]
         return [np.concatenate([r[i] for r in results]) for i in range(len(names))]
 
     def inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -191,14 +224,16 @@ class Predictor:
         image itself is not an H&E patch (None when its colours allow it); and the graph's ``extra``
         outputs, from the same run."""
         self.check(images)
-        opened = [open_image(data, max_pixels=self.limits.max_pixels) for data in images]  # headers only
-        pixels = sum(image.width * image.height for image in opened)
-        if pixels > self.limits.max_request_pixels:
-            raise errors.request_too_large(pixels, self.limits.max_request_pixels)
-        decoded = [load(image) for image in opened]
-        problems = [tissue_problem(image) for image in decoded]
+        with self.gatherer.preparing() if self.gatherer else contextlib.nullcontext():  # others wait for these
+            opened = [open_image(data, max_pixels=self.limits.max_pixels) for data in images]  # headers only
+            pixels = sum(image.width * image.height for image in opened)
+            if pixels > self.limits.max_request_pixels:
+                raise errors.request_too_large(pixels, self.limits.max_request_pixels)
+            decoded = [load(image) for image in opened]
+            problems = [tissue_problem(image) for image in decoded]
+            batch = self.inputs(decoded)
         guarded = self.ood_cutoff is not None
-        outputs = self.run(self.inputs(decoded), "probability", *(["ood_score"] if guarded else []), *extra)
+        outputs = self.run(batch, "probability", *(["ood_score"] if guarded else []), *extra)
         ood_scores = outputs[1].astype(float) / self.ood_cutoff if guarded else None
         return outputs[0].astype(float), ood_scores, problems, outputs[len(outputs) - len(extra) :]
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference import errors, logs
+from inference.batching import Batching
 from inference.cores import session_threads
 from inference.environment import serving_settings
 from inference.limits import Limits
 from inference.predictor import Predictor, Variant, resolve_model_path
+from inference.runtimes import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,10 @@ class ServingConfig:
     model_root: Path
     model_name: str
     variant: Variant = "auto"
+    runtime: Runtime = "auto"
     workers: int = 1
     limits: Limits = Limits()
+    batching: Batching = Batching()
     reload_check_seconds: float = 1.0
     model_cache: Path | None = None  # where the last model that loaded is kept; None: nowhere
 
@@ -44,8 +48,10 @@ class ServingConfig:
             model_root=Path(settings["model_root"]),
             model_name=settings["model_name"],
             variant=settings["variant"],
+            runtime=settings["runtime"],
             workers=settings["workers"],
             limits=Limits.from_settings(settings),
+            batching=Batching(settings["batch_wait_ms"], settings["batch_max_images"]),
             reload_check_seconds=settings["reload_check_seconds"],
             model_cache=Path(settings["model_cache"]),
         )
@@ -82,6 +88,12 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.reload(force=True)
 
+    def _load(self, path: Path) -> Predictor:
+        config = self.config
+        return Predictor.load(
+            path, threads=config.threads, limits=config.limits, runtime=config.runtime, batching=config.batching
+        )
+
     def path(self) -> Path:
         return resolve_model_path(self.config.model_root, self.config.model_name, self.config.variant)
 
@@ -94,7 +106,7 @@ class ModelHolder:
                 return False
             self._identity = identity
             try:
-                predictor = Predictor.load(path, threads=self.config.threads, limits=self.config.limits)
+                predictor = self._load(path)
             except errors.ServingError as error:
                 self.error = error.message
                 if self.predictor is None:
@@ -146,7 +158,7 @@ class ModelHolder:
         cache = self._cached()
         for kept in sorted(cache.glob("*.onnx")) if cache and cache.is_dir() else []:
             try:
-                predictor = Predictor.load(kept, threads=self.config.threads, limits=self.config.limits)
+                predictor = self._load(kept)
             except errors.ServingError as error:
                 log.error("the kept copy %s does not load either: %s", kept, error.message)
                 continue

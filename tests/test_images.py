@@ -21,6 +21,7 @@ import requests
 
 from bench.common import sample_png as png
 from inference import publish
+from inference.runtimes import agreement_atol
 from tests.conftest import REPO
 from tests.lambda_runtime import RuntimeApi
 from tests.servers import free_port
@@ -132,9 +133,11 @@ def test_the_images_are_small_and_hold_no_torch(images: dict[str, str]) -> None:
             "python",
             tag,
             "-c",
-            "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)",
+            "from importlib.util import find_spec as f; print(f('torch') is None, f('openvino') is not None)",
         )
-        assert probe.returncode == 0, f"{tag} holds torch"
+        no_torch, openvino = probe.stdout.split()
+        assert no_torch == "True", f"{tag} holds torch"
+        assert openvino == str(tag == images["server"])  # the Lambda's size: onnxruntime alone
 
 
 def test_the_composed_service_predicts_through_its_proxy(compose_service: str) -> None:
@@ -146,6 +149,8 @@ def test_the_composed_service_predicts_through_its_proxy(compose_service: str) -
         f"{compose_service}/predict", data=b"0" * (15 * 1024 * 1024), headers={"Content-Type": "image/png"}, timeout=30
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (413, "payload_too_large")  # nginx's
+    card = requests.get(f"{compose_service}/metadata", timeout=30).json()
+    assert card["runtime"] in {"onnxruntime", "openvino"}  # MODEL_RUNTIME=auto: the faster, measured at load
 
 
 def test_the_lambda_image_answers_under_the_runtime_interface_client(
@@ -198,8 +203,16 @@ def test_the_lambda_image_answers_under_the_runtime_interface_client(
         from_flask = requests.post(
             f"{compose_service}/predict", data=image, headers={"Content-Type": "image/png"}, timeout=30
         ).json()
-        same = ("model", "model_version", "probability", "label", "threshold")
+        same = ("model", "model_version", "label", "threshold")
         assert {k: from_lambda[k] for k in same} == {k: from_flask[k] for k in same}
+        flask_runtime = requests.get(f"{compose_service}/metadata", timeout=30).json()["runtime"]
+        metadata = {"resource": "/metadata", "path": "/metadata", "httpMethod": "GET", "body": None}
+        kind, response = runtime.invoke({**event, **metadata, "isBase64Encoded": False})
+        card = json.loads(response["body"])
+        assert card["runtime"] == "onnxruntime"  # no OpenVINO in the Lambda image
+        # one runtime: the same number; OpenVINO behind the other door: as close as auto allowed it to be
+        allowed = 0.0 if flask_runtime == "onnxruntime" else agreement_atol({"precision": card.get("precision", "")})
+        assert from_lambda["probability"] == pytest.approx(from_flask["probability"], abs=allowed)
         kind, refused = runtime.invoke({**event, "body": base64.b64encode(b"not an image").decode()})
         assert (refused["statusCode"], json.loads(refused["body"])["error"]["code"]) == (400, "invalid_image")
         assert runtime.init_errors == []

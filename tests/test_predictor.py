@@ -78,22 +78,22 @@ def test_concurrent_callers_take_turns_on_the_session(model_store: Path) -> None
     from bench.common import sample_png
 
     predictor = Predictor.load(resolve_model_path(model_store, MODEL, "fp32"), threads=1)
-    real_session, state = predictor.session, {"running": 0, "most": 0}
+    real_graph, state = predictor.graph, {"running": 0, "most": 0}
     guard = threading.Lock()
 
-    class CountingSession:  # the real session, with a count of runs in flight
+    class CountingGraph:  # the real graph, with a count of runs in flight
         def run(self, *args: object, **kwargs: object) -> list:
             with guard:
                 state["running"] += 1
                 state["most"] = max(state["most"], state["running"])
             time.sleep(0.02)
             try:
-                return real_session.run(*args, **kwargs)
+                return real_graph.run(*args, **kwargs)
             finally:
                 with guard:
                     state["running"] -= 1
 
-    predictor.session = CountingSession()
+    predictor.graph = CountingGraph()
     png = sample_png(size=64)
     answers: list = []
     threads = [threading.Thread(target=lambda: answers.extend(predictor.predict([png]))) for _ in range(4)]

@@ -275,6 +275,10 @@ def test_the_arbiter_never_imports_onnxruntime() -> None:
             {"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
             "MODEL_VARIANT='int4': expected one of auto, fp32, int8; MAX_BATCH='-1': expected a whole number",
         ),
+        (
+            {"BATCH_WAIT_MS": "5s", "BATCH_MAX_IMAGES": "0"},
+            "BATCH_WAIT_MS='5s': expected a number of milliseconds from 0 (off) to 1000; BATCH_MAX_IMAGES='0'",
+        ),
     ],
 )
 def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: dict, message: str) -> None:
@@ -297,6 +301,9 @@ def test_serving_settings_default_and_build_the_config() -> None:
     )
     assert (config.limits.max_batch, config.limits.max_bytes, config.reload_check_seconds) == (8, 10 * 1024 * 1024, 0.0)
     assert serving_settings({"MAX_BATCH": ""})["max_batch"] == 32  # empty is unset, as docker-compose passes it
+    assert (config.runtime, config.batching.wait_ms, config.batching.max_images) == ("auto", 0.0, 8)  # the Lambda's
+    batched = ServingConfig.from_env({"BATCH_WAIT_MS": "2.5", "BATCH_MAX_IMAGES": "4", "MODEL_RUNTIME": "onnxruntime"})
+    assert (batched.runtime, batched.batching.wait_ms, batched.batching.max_images) == ("onnxruntime", 2.5, 4)
     with pytest.raises(SettingError, match=r"^MODEL_RELOAD_CHECK_SECONDS='-1': expected a number of seconds >= 0$"):
         serving_settings({"MODEL_RELOAD_CHECK_SECONDS": "-1"})
 
@@ -444,3 +451,27 @@ def test_explain_shows_where_the_evidence_is(service) -> None:  # noqa: ANN001
     overlay = Image.open(io.BytesIO(base64.b64decode(explanation["overlay_png"])))
     assert overlay.size == (224, 224)
     assert explanation["latency_ms"] > 0
+
+
+def test_concurrent_requests_on_one_worker_share_a_run(model_store: Path, tmp_path: Path) -> None:
+    """BATCH_WAIT_MS on: one gunicorn worker, a thread per image of a run by default; 8 clients at once
+    are gathered, and each still gets the answer its image gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, url = start(model_store, tmp_path / "gunicorn.log", WEB_CONCURRENCY="1", BATCH_WAIT_MS="200")
+    images = [png(seed) for seed in range(8)]
+
+    def ask(image: bytes) -> float:
+        answer = requests.post(f"{url}/predict", data=image, headers={"Content-Type": "image/png"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["probability"]
+
+    with server:
+        alone = [ask(image) for image in images]
+        with ThreadPoolExecutor(len(images)) as pool:
+            together = [list(pool.map(ask, images)) for _ in range(3)]
+        batching = requests.get(f"{url}/metadata", timeout=10).json()["batching"]
+    assert all(run == pytest.approx(alone, abs=1e-6) for run in together)
+    assert (batching["wait_ms"], batching["max_images"]) == (200.0, 8)
+    assert batching["largest_run"] > 1
+    assert batching["runs"] < 8 + 3 * 8  # fewer runs than requests

@@ -1,0 +1,183 @@
+"""The runtimes that run the ONNX file, behind one call: onnxruntime (always installed, the fallback)
+and OpenVINO (the EC2 image has it; the Lambda image does not, for its size and cold start).
+
+``auto`` measures both on the file as it loads and keeps the faster, provided the two agree on a
+probe batch: which runtime wins depends on the CPU (OpenVINO uses AMX and VNNI where onnxruntime's
+CPU provider uses less), so it is measured where it is served, never assumed. Both read the same
+file and its ``metadata_props``.
+
+``import openvino`` sends an event to Google Analytics when its telemetry package is installed
+(opted in unless a consent file says otherwise); without that package it uses its own stub, so
+``import_openvino`` makes that import fail first.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+Runtime = Literal["auto", "onnxruntime", "openvino"]
+PROBE_BATCHES = (1, 4)  # auto's timing: one image (one client), and a gathered batch (under load)
+PROBE_REPEATS = 3
+# auto keeps OpenVINO only if its probabilities are this close to onnxruntime's, by the file's precision. int8:
+# the two round differently (onnxruntime's AVX2 kernel sums u8*s8 pairs in int16; 0.0017 apart on a tiny
+# ViT), and 0.01 is a third of the ViT-B int8 file's own distance from fp32
+AGREEMENT_ATOL = {"fp32": 1e-3, "int8": 1e-2}
+
+
+class Graph(Protocol):
+    """A loaded file: its metadata, its outputs, and one run of named outputs on an ``image`` batch."""
+
+    runtime: str
+    metadata: dict[str, str]
+    outputs: frozenset[str]
+
+    def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]: ...
+
+
+@dataclass
+class OnnxRuntimeGraph:
+    session: ort.InferenceSession
+    runtime: str = "onnxruntime"
+
+    @classmethod
+    def open(cls, path: Path, threads: int) -> OnnxRuntimeGraph:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        return cls(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        return frozenset(output.name for output in self.session.get_outputs())
+
+    def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(list(names), {"image": batch})
+
+
+@dataclass
+class OpenVinoGraph:
+    compiled: Any  # openvino.CompiledModel: openvino is imported only where it is used
+    metadata: dict[str, str]
+    runtime: str = "openvino"
+
+    @classmethod
+    def open(cls, path: Path, threads: int) -> OpenVinoGraph:
+        core = openvino_core()
+        model = core.read_model(str(path))
+        framework = model.get_rt_info()["framework"] if model.has_rt_info(["framework"]) else {}
+        metadata = {key: value.astype(str) for key, value in framework.items()}  # the ONNX metadata_props
+        # f32 as the file was gated: OpenVINO otherwise runs bf16 by itself on CPUs that have it
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        return cls(core.compile_model(model, "CPU", config), metadata)
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        return frozenset(output.get_any_name() for output in self.compiled.outputs)
+
+    def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]:
+        results = self.compiled({"image": batch})  # a new request per call: callers take turns anyway
+        return [np.array(results[self.compiled.output(name)]) for name in names]
+
+
+OPENERS: dict[str, Callable[[Path, int], Graph]] = {
+    "onnxruntime": OnnxRuntimeGraph.open,
+    "openvino": OpenVinoGraph.open,
+}
+
+
+def import_openvino() -> ModuleType:
+    """``openvino`` with its telemetry's stub: a ``None`` in ``sys.modules`` makes an import raise ImportError."""
+    sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
+@functools.cache
+def openvino_core() -> Any:  # openvino.Core: openvino is imported only here
+    """The process's one ``openvino.Core``, never released. Each Core's CPU plugin installs its own
+    signal stack (sigaltstack) and puts back the one it found when it goes: Cores released in
+    another order than last-in-first-out (a model reload does that) leave the thread on a freed
+    stack, and the next signal a handler takes there (SIGCHLD, SIGHUP) kills the process with
+    SIGSEGV (measured with OpenVINO 2026.4: a fit after the inference benchmark)."""
+    return import_openvino().Core()
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def open_graph(path: Path, runtime: Runtime, threads: int) -> Graph:
+    """The file in ``runtime``; ``auto``: the faster of the two that agree, onnxruntime without OpenVINO."""
+    if runtime != "auto":
+        return OPENERS[runtime](path, threads)
+    fallback = OnnxRuntimeGraph.open(path, threads)
+    if not openvino_installed():
+        return fallback
+    try:
+        candidate = OpenVinoGraph.open(path, threads)
+    except Exception as error:  # noqa: BLE001 - a file OpenVINO cannot read is still served, by onnxruntime
+        log.warning("OpenVINO cannot load %s (%s); serving it with onnxruntime", path, error)
+        return fallback
+    if "input_size" not in fallback.metadata:  # not a model of ours: the predictor refuses it by name
+        return fallback
+    return choose(path, fallback, candidate)
+
+
+def choose(path: Path, fallback: Graph, candidate: Graph) -> Graph:
+    """``candidate`` if it agrees with ``fallback`` on a probe batch and costs less per image, summed over
+    ``PROBE_BATCHES``; says what was measured either way."""
+    size = int(json.loads(fallback.metadata["input_size"])[-1])
+    probe = np.random.default_rng(0).normal(size=(max(PROBE_BATCHES), 3, size, size)).astype(np.float32)
+    answers = [graph.run(["probability"], probe)[0] for graph in (fallback, candidate)]
+    difference = float(np.max(np.abs(answers[0] - answers[1])))
+    allowed = agreement_atol(fallback.metadata)
+    if difference > allowed:
+        problem = f"OpenVINO's probabilities differ from onnxruntime's by {difference:.3g} (allowed {allowed:g})"
+        log.warning("%s: %s; serving onnxruntime", path, problem)
+        return fallback
+    costs = _costs((fallback, candidate), probe)
+    chosen = min((fallback, candidate), key=lambda graph: costs[graph.runtime])
+    measured = ", ".join(f"{name} {ms:.1f} ms/image" for name, ms in costs.items())
+    log.info("%s: %s; serving %s (they agree to %.2g)", path, measured, chosen.runtime, difference)
+    return chosen
+
+
+def agreement_atol(metadata: dict[str, str]) -> float:
+    return AGREEMENT_ATOL["int8" if metadata.get("precision") == "int8" else "fp32"]
+
+
+def _costs(graphs: Sequence[Graph], probe: np.ndarray) -> dict[str, float]:
+    """Each graph's milliseconds per image: at each probe batch size the median of ``PROBE_REPEATS``
+    runs, summed. The graphs take turns run by run (after one untimed run each: OpenVINO compiles for
+    a new shape on its first), so that another worker loading at the same time slows both alike."""
+    samples: dict[tuple[str, int], list[float]] = {(g.runtime, b): [] for g in graphs for b in PROBE_BATCHES}
+    for batch in PROBE_BATCHES:
+        for graph in graphs:
+            graph.run(["probability"], probe[:batch])
+    for _ in range(PROBE_REPEATS):
+        for batch in PROBE_BATCHES:
+            for graph in graphs:
+                started = time.perf_counter()
+                graph.run(["probability"], probe[:batch])
+                samples[graph.runtime, batch].append((time.perf_counter() - started) * 1000 / batch)
+    return {g.runtime: sum(statistics.median(samples[g.runtime, b]) for b in PROBE_BATCHES) for g in graphs}
