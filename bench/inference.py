@@ -1,4 +1,5 @@
-"""Inference speed on this machine: PyTorch eager, onnxruntime fp32 and int8, per model and batch.
+"""Inference speed on this machine: PyTorch eager (fp32, bf16 autocast), onnxruntime and OpenVINO
+(fp32, the static int8 file, and fp32 with OpenVINO's bf16 hint), per model and batch.
 
     python -m bench.inference --models vit_base_patch16_224 mlp --batches 1 8
 
@@ -7,9 +8,11 @@ built here: the widest FMA, int8 dot-product and bf16 instructions the CPU has, 
 and a read of a buffer far larger than the caches): for the ViT its FLOPs over the fp32 peak, or
 over the int8 peak for the int8 file; for the MLP at batch 1, its weight bytes over the read
 rate. The libraries' own matmul and read rates (PyTorch, onnxruntime's MLAS) are measured too,
-to show how far each library is from the hardware. A model's three runtimes and its floor's
-kernel are timed in turn, call by call: this VM drifts by tens of percent within minutes, so rows
-compared with each other or with their floor are measured in the same minutes. Every timed call
+to show how far each library is from the hardware. A model's runtimes and its floors' kernels
+are timed in turn, call by call: this VM drifts by tens of percent within minutes, so rows
+compared with each other or with their floor are measured in the same minutes. Each row also
+says how far its probabilities are from onnxruntime fp32's, and in which precision it really ran
+(OpenVINO's bf16 hint runs f32 on a CPU without bf16 instructions). Every timed call
 starts after a short settle, so no runtime's spinning threads slow the next one.
 Writes ``inference.json`` and ``inference.md``.
 """
@@ -17,6 +20,7 @@ Writes ``inference.json`` and ``inference.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -27,13 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from bench.common import (
+    RUNTIMES,
     add_output_arguments,
     at_least,
     build_network,
@@ -45,9 +49,10 @@ from bench.common import (
 )
 from bench.peaks import Peak, peaks, rates
 from inference.predictor import FILES
+from inference.runtimes import AGREEMENT_ATOL, openvino_core, openvino_installed
 from training.networks import count_parameters
 
-RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8")
+SERVED, PEER = "onnx-int8", "openvino-"  # the goal: ours against OpenVINO's best configuration that agrees
 UNITS = {"fp32_gflops": "GFLOP/s", "bf16_gflops": "GFLOP/s", "int8_gops": "GOP/s", "read_gbps": "GB/s"}
 
 
@@ -141,21 +146,34 @@ def vit_flops(net: torch.nn.Module) -> float:
     return float(counter.get_total_flops())
 
 
-def runner(net: torch.nn.Module, session: ort.InferenceSession | None, images: np.ndarray) -> Callable[[], Any]:
-    """One forward pass of the batch in PyTorch eager (no session) or onnxruntime."""
-    if session is not None:
-        return lambda: session.run(None, {"image": images})
-    tensor = torch.from_numpy(images)
+def runner(net: torch.nn.Module, runtime: str, path: Path | None) -> Callable[[np.ndarray], np.ndarray]:
+    """``images -> P(SSA)`` in one runtime: PyTorch eager (fp32 or bf16 autocast), onnxruntime or
+    OpenVINO (its precision hint from the runtime's name) on the file."""
+    if path is None:
+        autocast = runtime == "pytorch-bf16"
 
-    def run() -> Any:  # noqa: ANN401
-        with torch.no_grad():
-            return net(tensor)
+        def run(images: np.ndarray) -> np.ndarray:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                return torch.sigmoid(net(torch.from_numpy(images)).float()).numpy()
 
-    return run
+        return run
+    if runtime.startswith("onnx-"):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda images: session.run(["probability"], {"image": images})[0]
+    hint = "bf16" if runtime.endswith("bf16") else "f32"
+    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return lambda images: np.array(compiled({"image": images})[compiled.output("probability")])
 
 
-MATMULS = ("MatMul", "FusedMatMul", "Gemm", "FusedGemm", "DynamicQuantizeMatMul", "MatMulInteger")
-INTEGER_MATMULS = ("DynamicQuantizeMatMul", "MatMulInteger")
+def openvino_precision(runtime: str, path: Path) -> str:
+    """The precision OpenVINO's CPU plugin really runs with the runtime's hint (f32 where the CPU has no bf16)."""
+    hint = "bf16" if runtime.endswith("bf16") else "f32"
+    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+
+
+INTEGER_MATMULS = ("DynamicQuantizeMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "QGemm")
+MATMULS = ("MatMul", "FusedMatMul", "Gemm", "FusedGemm", *INTEGER_MATMULS)
 
 
 def _matmul_flops(args: dict) -> float:
@@ -238,11 +256,15 @@ import sys
 import numpy as np
 name, runtime, batch, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 images = np.zeros((batch, 3, 224, 224), np.float32)
-if runtime == "pytorch":  # torch only where it is the runtime: an ONNX process never imports it
+if runtime.startswith("pytorch"):  # torch only where it is the runtime: an ONNX process never imports it
     import torch
     from bench.common import build_network
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=runtime.endswith("bf16")):
         build_network(name)(torch.from_numpy(images))
+elif runtime.startswith("openvino"):
+    from inference.runtimes import openvino_core
+    hint = {"INFERENCE_PRECISION_HINT": "bf16" if runtime.endswith("bf16") else "f32"}
+    openvino_core().compile_model(path, "CPU", hint)({"image": images})
 else:
     import onnxruntime as ort
     ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"image": images})
@@ -263,11 +285,12 @@ def peak_memory_mb(name: str, runtime: str, batch: int, path: Path | None) -> fl
 
 def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flops: float) -> tuple[str, float] | None:
     """What bounds a batch from below, and how much of it: an MLP at batch 1 reads its weight bytes
-    (int8 ones for int8); a ViT does its FLOPs, at the int8 peak for the int8 file. None for a
-    batched MLP (the batch shares the weight reads)."""
+    (int8 ones for int8); a ViT does its FLOPs at the peak of its precision. None for a batched MLP
+    (the batch shares the weight reads)."""
     if is_mlp:
         return ("read_gbps", weight_bytes) if batch == 1 else None
-    return ("int8_gops" if runtime == "onnx-int8" else "fp32_gflops", flops * batch)
+    precision = runtime.rsplit("-", 1)[-1] if "-" in runtime else "fp32"
+    return ({"int8": "int8_gops", "bf16": "bf16_gflops"}.get(precision, "fp32_gflops"), flops * batch)
 
 
 def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, floors: dict[str, Peak],
@@ -288,27 +311,46 @@ def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | No
     }
 
 
+def floor_name(is_mlp: bool, bound: tuple[str, float] | None) -> str:
+    if is_mlp:
+        return "weights / bandwidth"
+    return f"FLOPs / {bound[0].split('_')[0]} peak" if bound else "none: this CPU has no instruction for it"
+
+
 @dataclass
 class Loaded:
     """One runtime of a model, ready to time."""
 
     path: Path | None
-    session: ort.InferenceSession | None
+    run: Callable[[np.ndarray], np.ndarray]
     load_s: float
     size: float
     peak_mb: float
+    precision: str  # what it really computes in
+
+
+def model_file(folder: Path, runtime: str) -> Path | None:
+    """The file a runtime reads (None for PyTorch): the int8 file for int8, the fp32 one otherwise."""
+    if runtime.startswith("pytorch"):
+        return None
+    return folder / FILES["int8" if runtime.endswith("int8") else "fp32"]
 
 
 def load_runtimes(name: str, net: torch.nn.Module, folder: Path, batch: int) -> dict[str, Loaded]:
     loaded = {}
     for runtime in RUNTIMES:
-        path = folder / FILES[runtime.removeprefix("onnx-")] if runtime != "pytorch" else None
+        if runtime.startswith("openvino") and not openvino_installed():
+            continue
+        path = model_file(folder, runtime)
         peak_mb = peak_memory_mb(name, runtime, batch, path)
         started = time.perf_counter()
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) if path else None
+        run = runner(net, runtime, path)
         load_s = time.perf_counter() - started if path else float("nan")
         size = path.stat().st_size if path else count_parameters(net) * 4
-        loaded[runtime] = Loaded(path, session, load_s, size, peak_mb)
+        precision = runtime.rsplit("-", 1)[-1] if "-" in runtime else "fp32"
+        if runtime in ("openvino-fp32", "openvino-bf16"):  # the int8 file's int8 layers run int8 whatever the hint
+            precision = openvino_precision(runtime, path)
+        loaded[runtime] = Loaded(path, run, load_s, size, peak_mb, precision)
     return loaded
 
 
@@ -324,8 +366,10 @@ def bench_model(
     for batch in batches:
         images = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
         bounds = {rt: floor_work(is_mlp, rt, batch, one.size, flops) for rt, one in loaded.items()}
+        bounds = {rt: bound if bound and bound[0] in floors else None for rt, bound in bounds.items()}  # no bf16 here
         kinds = sorted({bound[0] for bound in bounds.values() if bound})
-        calls = [runner(net, one.session, images) for one in loaded.values()] + [floors[k].call for k in kinds]
+        reference = loaded["onnx-fp32"].run(images)
+        calls = [functools.partial(one.run, images) for one in loaded.values()] + [floors[k].call for k in kinds]
         timings = paced(calls, repeats)
         probe_samples = dict(zip(kinds, timings[len(loaded) :], strict=True))
         for (runtime, one), samples in zip(loaded.items(), timings[: len(loaded)], strict=True):
@@ -338,9 +382,11 @@ def bench_model(
                 "size_mb": one.size / 1e6,
                 "load_s": one.load_s,
                 "peak_mb": one.peak_mb,
+                "precision": one.precision,
+                "max_abs_diff_vs_fp32": float(np.max(np.abs(one.run(images) - reference))),
                 **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
-                "floor": "weights / bandwidth" if is_mlp else f"FLOPs / {bounds[runtime][0].split('_')[0]} peak",
-                **({"profile": op_breakdown(one.path, images)} if one.path and profile else {}),
+                "floor": floor_name(is_mlp, bounds[runtime]),
+                **({"profile": op_breakdown(one.path, images)} if runtime.startswith("onnx") and profile else {}),
             })  # fmt: skip
     return sorted(rows, key=lambda r: (RUNTIMES.index(r["runtime"]), batches.index(r["batch"])))
 
@@ -354,13 +400,13 @@ def markdown(result: dict) -> str:
         f"The libraries' own rates (GFLOP/s, GB/s): {libraries}.\n\n"
     )
     rows = [
-        (r["model"], r["runtime"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"], r["images_per_s"],
-         r["floor_ms_per_image"], r["vs_floor"], r["best_vs_floor"], r["size_mb"], r["load_s"],
-         r["peak_mb"])
+        (r["model"], r["runtime"], r["precision"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"],
+         r["images_per_s"], r["floor_ms_per_image"], r["vs_floor"], r["best_vs_floor"], r["max_abs_diff_vs_fp32"],
+         r["size_mb"], r["load_s"], r["peak_mb"])
         for r in result["rows"]
     ]  # fmt: skip
-    headers = ("model", "runtime", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img", "x floor",
-               "best x floor", "size MB", "load s", "peak MB")  # fmt: skip
+    headers = ("model", "runtime", "ran as", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img",
+               "x floor", "best x floor", "max dP vs fp32", "size MB", "load s", "peak MB")  # fmt: skip
     note = (
         "\n`floor`: the row's FLOPs (ViT, at the fp32 or int8 peak) or weight bytes (MLP, batch 1, at the read rate) "
         "at the hardware's peak, its kernel timed in turn with the model's runtimes so that the machine's drift moves "
@@ -368,7 +414,32 @@ def markdown(result: dict) -> str:
         "`x floor` is median over median, `best x floor` fastest over fastest. `peak MB`: peak resident memory "
         "of a fresh process that loads that runtime and runs the largest batch, imports included.\n"
     )
-    return header + markdown_table(headers, rows, digits=2) + note + profile_markdown(result)
+    table = markdown_table(headers, rows, digits=2)
+    return header + table + note + against_peer(result["rows"]) + profile_markdown(result)
+
+
+def agrees(row: dict) -> bool:
+    """Whether a row is as close to fp32 as serving's ``auto`` asks of a runtime (int8 and bf16: int8's)."""
+    return row["max_abs_diff_vs_fp32"] <= AGREEMENT_ATOL["fp32" if row["precision"] in ("f32", "fp32") else "int8"]
+
+
+def against_peer(rows: list[dict]) -> str:
+    """For each model and batch: the served file in onnxruntime against OpenVINO's fastest agreeing row."""
+    lines = []
+    for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
+        same = [r for r in rows if (r["model"], r["batch"]) == (model, batch)]
+        mine = next((r for r in same if r["runtime"] == SERVED), None)
+        peers = [r for r in same if r["runtime"].startswith(PEER) and agrees(r)]
+        if mine is None or not peers:
+            continue
+        best = min(peers, key=lambda r: r["median_ms_per_image"])
+        ratio = mine["median_ms_per_image"] / best["median_ms_per_image"]
+        lines.append(
+            f"- {model} batch {batch}: {SERVED} {mine['median_ms_per_image']:.1f} ms/img; OpenVINO's best agreeing, "
+            f"{best['runtime']}, {best['median_ms_per_image']:.1f}: ours at {ratio:.2f}x "
+            f"({'faster' if ratio < 1 else 'slower'})"
+        )
+    return "\nAgainst OpenVINO in the same run:\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def profile_markdown(result: dict) -> str:

@@ -26,14 +26,18 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from bench.common import (
+    BATCHED_P50_GOAL,
+    BATCHED_THROUGHPUT_GOAL,
     COLD_START_GOAL_S,
     DATA_WAIT_GOAL,
     INT8_SPEEDUP_GOAL,
     OF_FLOOR_GOALS,
     P50_OVERHEAD_GOAL_MS,
     RESULTS,
+    RUNTIMES,
     SATURATION_GOAL,
     TRAINING_HEADERS,
+    batched_against_today,
     describe,
     folder,
     markdown_table,
@@ -214,7 +218,7 @@ def latency_section(result: dict, out: Path) -> Section:
                                       r.get("best_vs_floor", float("nan")), r["images_per_s"], r["size_mb"],
                                       r["load_s"]) for r in rows]))  # fmt: skip
     models = sorted({r["model"] for r in rows})
-    runtimes = sorted({r["runtime"] for r in rows}, key=lambda rt: ("pytorch", "onnx-fp32", "onnx-int8").index(rt))
+    runtimes = sorted({r["runtime"] for r in rows}, key=RUNTIMES.index)
     batch1 = {(r["model"], r["runtime"]): r["median_ms_per_image"] for r in rows if r["batch"] == 1}
     series = {rt: [batch1.get((m, rt), float("nan")) for m in models] for rt in runtimes}
     floors = {r["model"]: r["floor_ms_per_image"] for r in rows if r["batch"] == 1 and r["runtime"] == "onnx-fp32"}
@@ -240,10 +244,10 @@ def serving_section(result: dict) -> Section:
     section.text.append(f"{result['seconds']:.0f} s per level, {describe(result['machine'])}, "
                         f"{result['machine']['date']}. Layout: gunicorn workers x threads; raw: the same layout's "
                         "predictors in-process, measured in slices alternating with the service's.")  # fmt: skip
-    headers = ("model", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "raw req/s", "raw p50 ms",
-               "failures")  # fmt: skip
-    rows = [(m["model"], m["file"], m["layout"], r["concurrency"], r["throughput_per_s"], r["p50_ms"],
-             r["p95_ms"], r["p99_ms"], r["raw_per_s"], r["raw_p50_ms"], r["failures"])
+    headers = ("model", "config", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "raw req/s",
+               "raw p50 ms", "failures")  # fmt: skip
+    rows = [(m["model"], m.get("config", "today"), m["file"], m["layout"], r["concurrency"], r["throughput_per_s"],
+             r["p50_ms"], r["p95_ms"], r["p99_ms"], r["raw_per_s"], r["raw_p50_ms"], r["failures"])
             for m in result["models"] for r in m["levels"]]  # fmt: skip
     section.tables.append((headers, rows))
     return section
@@ -378,8 +382,17 @@ def goals_section(results: dict[str, dict]) -> Section:
         if row["door"] == "lambda" and goal is not None:
             lines.append(_goal(f"{row['model']} {row['variant']} cold start under {goal} s", row["median_s"] < goal,
                                f"{row['median_s']:.2f} s"))  # fmt: skip
-    for m in (results.get("serving") or {}).get("models", []):
-        service = f"{m['model']} service ({m['layout']})"
+    served = (results.get("serving") or {}).get("models", [])
+    for model in dict.fromkeys(m["model"] for m in served):
+        verdict = batched_against_today(served, model)
+        if verdict is not None:
+            gain, p50, (few, most) = verdict
+            gain_goal = f"{model} service batched: throughput at {most} clients >= {BATCHED_THROUGHPUT_GOAL}x today's"
+            p50_goal = f"{model} service batched: p50 at {few} client(s) <= {BATCHED_P50_GOAL}x today's"
+            lines.append(_goal(gain_goal, gain >= BATCHED_THROUGHPUT_GOAL, f"{gain:.2f}x"))
+            lines.append(_goal(p50_goal, p50 <= BATCHED_P50_GOAL, f"{p50:.2f}x"))
+    for m in served:
+        service = f"{m['model']} service ({m.get('config', 'today')}, {m['layout']})"
         overhead = m["p50_overhead_ms"]
         lines.append(_goal(f"{service}: p50 at 1 client within {P50_OVERHEAD_GOAL_MS:.0f} ms of the predictor",
                            overhead <= P50_OVERHEAD_GOAL_MS, f"{overhead:+.1f} ms"))  # fmt: skip

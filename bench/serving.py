@@ -2,6 +2,12 @@
 
     python -m bench.serving --models vit_base_patch16_224 mlp --variant int8 --concurrency 1 2 4 8 --layouts 1x2 2x1
 
+Two configurations (``--configs``): ``today``, the service before issue 20 (dynamic int8, every
+request its own run, gunicorn's 2 threads a worker), and ``batched`` (static int8, requests
+gathered for up to ``BATCH_WAIT_MS`` into one run, a thread per image of a run). Goals for
+``batched`` against ``today`` in the same run: at least 1.3x the throughput at the most clients,
+p50 at one client within 5%.
+
 For each gunicorn layout (workers x threads; ``inference/gunicorn_conf.py``'s default first) the
 service runs under a closed-loop load generator: ``c`` clients, each sending the next PNG as soon
 as its answer arrives. It is compared with the raw predictor in the same layout: one in-process
@@ -26,11 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
+    BATCHED_P50_GOAL,
+    BATCHED_THROUGHPUT_GOAL,
     P50_OVERHEAD_GOAL_MS,
     SATURATION_GOAL,
     add_output_arguments,
     at_least,
+    batched_against_today,
     describe,
+    dynamic_int8_store,
     markdown_table,
     model_store,
     positive_seconds,
@@ -38,7 +48,8 @@ from bench.common import (
     sample_png,
     summary_ms,
 )
-from inference.cores import DEFAULT_THREADS, available_cpus, default_workers, session_threads
+from inference.batching import Batching
+from inference.cores import DEFAULT_THREADS, default_workers, session_threads
 from inference.predictor import Predictor, resolve_model_path
 from tests.servers import gunicorn, nginx_proxy
 
@@ -61,6 +72,26 @@ class Layout:
 
     def __str__(self) -> str:
         return f"{self.workers}x{self.threads}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the service is run with: the int8 file's quantization and request batching."""
+
+    label: str
+    quantization: str  # "dynamic" (a store of its own, bench.common.dynamic_int8_store) or "static"
+    batch_wait_ms: float
+    threads: int  # gunicorn threads a worker unless --layouts says otherwise
+
+    @property
+    def batching(self) -> Batching:
+        return Batching(wait_ms=self.batch_wait_ms)
+
+
+CONFIGS = {
+    "today": Config("today", "dynamic", 0.0, DEFAULT_THREADS),
+    "batched": Config("batched", "static", 5.0, Batching().max_images),
+}
 
 
 @dataclass
@@ -152,13 +183,16 @@ def measure_level(service: Call, raw: Call, concurrency: int, callers: int, seco
     return level
 
 
-def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argparse.Namespace, work: Path) -> dict:
+def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: argparse.Namespace, work: Path) -> dict:
     png = sample_png()
+    path = resolve_model_path(store, name, args.variant)
     threads = session_threads(layout.workers)  # as each gunicorn worker's session gets
-    raw = predictor_call([Predictor.load(path, threads=threads) for _ in range(layout.workers)], png)
-    context, base_url = gunicorn(store, work / f"{name}-{layout}.log", MODEL_NAME=name, MODEL_VARIANT=args.variant,
-                                 WEB_CONCURRENCY=str(layout.workers), GUNICORN_THREADS=str(layout.threads),
-                                 LOG_LEVEL="warning")  # fmt: skip
+    predictors = [Predictor.load(path, threads=threads, batching=config.batching) for _ in range(layout.workers)]
+    raw = predictor_call(predictors, png)
+    env = {"MODEL_NAME": name, "MODEL_VARIANT": args.variant, "WEB_CONCURRENCY": str(layout.workers),
+           "GUNICORN_THREADS": str(layout.threads), "BATCH_WAIT_MS": str(config.batch_wait_ms),
+           "MODEL_RUNTIME": args.runtime, "LOG_LEVEL": "warning"}  # fmt: skip
+    context, base_url = gunicorn(store, work / f"{name}-{config.label}-{layout}.log", **env)
     levels = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(context)
@@ -173,11 +207,13 @@ def bench_layout(name: str, path: Path, store: Path, layout: Layout, args: argpa
                                   args.rounds)  # fmt: skip
             level["server_p50_ms"] = statistics.median(server_ms) if server_ms else float("nan")
             levels.append(level)
-            print(f"{name} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 {level['p50_ms']:.1f} ms "
-                  f"(raw {level['raw_per_s']:.1f}/s) failures {level['failures']}", flush=True)  # fmt: skip
+            print(f"{name} {config.label} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 "
+                  f"{level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) failures {level['failures']}",
+                  flush=True)  # fmt: skip
     first, last = levels[0], levels[-1]
     return {
         "model": name, "variant": args.variant, "file": path.name, "layout": str(layout), "proxy": args.proxy,
+        "config": config.label, "quantization": config.quantization, "batch_wait_ms": config.batch_wait_ms,
         "workers": layout.workers, "threads": layout.threads, "session_threads": threads, "levels": levels,
         "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
@@ -193,13 +229,13 @@ def markdown(result: dict) -> str:
         "worker's session on cores / workers threads; `raw`: the same layout's predictors in-process, in slices "
         "alternating with the service's; `client CPU`: the load generator's share of one core.\n"
     ]
-    headers = ("model", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server p50 ms",
+    headers = ("model", "config", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server p50 ms",
                "raw req/s", "raw p50 ms", "client CPU", "failures")  # fmt: skip
     for m in result["models"]:
         rows = [
-            (m["model"], m["file"], m["layout"], r["concurrency"], r["throughput_per_s"], r["p50_ms"], r["p95_ms"],
-             r["p99_ms"], r["server_p50_ms"], r["raw_per_s"], r["raw_p50_ms"], f"{r['client_cpu_share']:.0%}",
-             r["failures"])
+            (m["model"], m["config"], m["file"], m["layout"], r["concurrency"], r["throughput_per_s"], r["p50_ms"],
+             r["p95_ms"], r["p99_ms"], r["server_p50_ms"], r["raw_per_s"], r["raw_p50_ms"],
+             f"{r['client_cpu_share']:.0%}", r["failures"])
             for r in m["levels"]
         ]  # fmt: skip
         verdicts = (
@@ -210,22 +246,40 @@ def markdown(result: dict) -> str:
             f"requests {m['failures']} (goal 0: {'met' if m['failures'] == 0 else 'MISSED'})."
         )
         parts += ["", markdown_table(headers, rows), verdicts]
+    parts += [comparison(result["models"], model) for model in dict.fromkeys(m["model"] for m in result["models"])]
     return "\n".join(parts) + "\n"
+
+
+def comparison(measured: list[dict], model: str) -> str:
+    """``batched`` against ``today`` for one model, each in its first layout; empty unless both ran."""
+    verdict = batched_against_today(measured, model)
+    if verdict is None:
+        return ""
+    gain, p50, clients = verdict
+    return (
+        f"\n{model}, batched against today: throughput at {clients[1]} clients {gain:.2f}x (goal >= "
+        f"{BATCHED_THROUGHPUT_GOAL}: {'met' if gain >= BATCHED_THROUGHPUT_GOAL else 'MISSED'}); p50 at {clients[0]} "
+        f"client(s) {p50:.2f}x (goal <= {BATCHED_P50_GOAL}: {'met' if p50 <= BATCHED_P50_GOAL else 'MISSED'})."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vit_base_patch16_224", "mlp"])
     parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="int8")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "onnxruntime", "openvino"),
+        default="onnxruntime",
+        help="the service's MODEL_RUNTIME (the raw predictor runs onnxruntime)",
+    )
     parser.add_argument("--concurrency", nargs="+", type=at_least(1), default=[1, 2, 4, 8])
-    deployed = Layout(default_workers(), DEFAULT_THREADS)  # gunicorn_conf.py's defaults on this machine
-    throughput = Layout(available_cpus(), 1)  # one single-threaded session per core
     parser.add_argument(
         "--layouts",
         nargs="+",
         type=Layout.parse,
-        default=list(dict.fromkeys([deployed, throughput])),
-        help=f"gunicorn WORKERSxTHREADS to measure (default: {deployed}, as deployed, and {throughput})",
+        help="gunicorn WORKERSxTHREADS to measure (default: gunicorn_conf.py's for each configuration)",
     )
     parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="service time per concurrency level")
     parser.add_argument("--rounds", type=at_least(1), default=4, help="slices per level, alternating service and raw")
@@ -238,9 +292,14 @@ def main(argv: list[str] | None = None) -> dict:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     store = model_store(args.models, args.store).resolve()
+    stores = {"static": store, "dynamic": dynamic_int8_store(args.models, store) if "today" in args.configs else store}
     with tempfile.TemporaryDirectory() as tmp:
-        models = [bench_layout(name, resolve_model_path(store, name, args.variant), store, layout, args, Path(tmp))
-                  for name in args.models for layout in args.layouts]  # fmt: skip
+        models = [
+            bench_layout(name, stores[config.quantization], config, layout, args, Path(tmp))
+            for name in args.models
+            for config in (CONFIGS[label] for label in args.configs)
+            for layout in args.layouts or [Layout(default_workers(), config.threads)]
+        ]
     result = {"seconds": args.seconds, "rounds": args.rounds, "proxy": args.proxy, "models": models}
     return publish(args.out, "serving", result, markdown)
 

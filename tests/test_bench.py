@@ -18,7 +18,7 @@ import torch
 
 from bench import cold_start, inference, report, serving, training
 from bench.common import model_store
-from inference.cores import available_cpus
+from inference.cores import available_cpus, default_workers
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def cold_start_result(bench_store: Path, results: Path) -> dict:
 @pytest.fixture(scope="module")
 def serving_result(bench_store: Path, results: Path) -> dict:
     args = ["--models", "mlp-small", "--variant", "int8", "--concurrency", "1", "2", "--seconds", "1", "--rounds", "2"]
-    return serving.main([*args, "--layouts", "1x2", "2x1", "--store", str(bench_store), "--out", str(results)])
+    args += ["--configs", "today", "batched"]  # gunicorn_conf.py's layouts for each
+    return serving.main([*args, "--store", str(bench_store), "--out", str(results)])
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +86,17 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     assert "| mlp-small | onnx-int8 | 1 |" in table
     assert "best x floor" in table
     assert "floor ms/img" in table
-    for row in rows:  # onnxruntime rows carry the session's own profile; PyTorch has none
-        assert ("profile" in row) == (row["runtime"] != "pytorch")
+    for row in rows:  # onnxruntime rows carry the session's own profile; PyTorch and OpenVINO have none
+        assert ("profile" in row) == row["runtime"].startswith("onnx-")
+    precision = {r["runtime"]: r["precision"] for r in rows}
+    assert precision["onnx-int8"] == precision["openvino-int8"] == "int8"
+    assert precision["openvino-fp32"] == "f32"  # what OpenVINO's plugin reports it ran in
+    assert precision["openvino-bf16"] in {"bf16", "f32"}  # f32 on a CPU without bf16 instructions
+    reference = [r for r in rows if r["runtime"] == "onnx-fp32"]
+    assert all(r["max_abs_diff_vs_fp32"] == 0 for r in reference)
+    assert all(r["max_abs_diff_vs_fp32"] < 0.1 for r in rows)
+    assert "| mlp-small | openvino-int8 | int8 | 1 |" in table
+    assert "- mlp-small batch 2: onnx-int8" in table.split("Against OpenVINO in the same run:")[1]
     for row in (r for r in rows if "profile" in r):
         profile = row["profile"]
         matmul_ms = sum(ms for op, ms in profile["ops_ms_per_image"].items() if op in inference.MATMULS)
@@ -176,7 +186,10 @@ def test_cold_start_benchmark_times_fresh_processes(cold_start_result: dict, res
 
 
 def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict, results: Path) -> None:
-    assert [m["layout"] for m in serving_result["models"]] == ["1x2", "2x1"]
+    workers = default_workers()
+    expected = [("today", f"{workers}x2"), ("batched", f"{workers}x8")]  # gunicorn_conf.py's defaults for each
+    assert [(m["config"], m["layout"]) for m in serving_result["models"]] == expected
+    assert [m["quantization"] for m in serving_result["models"]] == ["dynamic", "static"]
     cores = available_cpus()
     for model in serving_result["models"]:
         assert [level["concurrency"] for level in model["levels"]] == [1, 2]
@@ -189,7 +202,8 @@ def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict,
     table = (results / "serving.md").read_text()
     assert "goal >= 90%" in table
     assert "behind nginx" in table
-    assert "| mlp-small | model.int8.onnx | 2x1 | 2 |" in table
+    assert f"| mlp-small | batched | model.int8.onnx | {workers}x8 | 2 |" in table
+    assert "mlp-small, batched against today: throughput at 2 clients" in table
 
 
 def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
