@@ -48,7 +48,7 @@ class Gatherer:
         self._queue: deque[_Job] = deque()
         self._preparing = 0
         self._busy = False
-        self.runs: list[int] = []  # images per graph run, the last 1,000: what batching achieved
+        self.runs: deque[int] = deque(maxlen=1000)  # images per graph run: what batching achieved
 
     @contextmanager
     def preparing(self) -> Iterator[None]:
@@ -105,12 +105,13 @@ class Gatherer:
         try:
             outputs = self._run(names, np.concatenate([job.batch for job in jobs]))
         except Exception as failure:  # noqa: BLE001 - handed to the request's own thread, which raises it
-            if len(jobs) == 1:
+            if len(jobs) > 1:  # each alone: only the request that fails gets the error
+                for job in jobs:
+                    self._execute([job])
+            else:
                 jobs[0].error, jobs[0].done = failure, True
-            for job in jobs if len(jobs) > 1 else []:  # alone, so that only the request that fails gets the error
-                self._execute([job])
             return
-        self.runs = [*self.runs[-999:], sum(len(job.batch) for job in jobs)]
+        self.runs.append(sum(len(job.batch) for job in jobs))
         start = 0
         for job in jobs:
             rows = slice(start, start + len(job.batch))

@@ -11,12 +11,13 @@ import importlib.util
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from inference.limits import Limits
 
 VARIANTS = ("auto", "fp32", "int8")
-RUNTIMES = ("auto", "onnxruntime", "openvino")
+Runtime = Literal["auto", "onnxruntime", "openvino"]  # what runs the graph (inference/runtimes.py)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 WHOLE = "a whole number of at least 1"
 
 

@@ -24,13 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
+from inference.environment import Runtime
+
 log = logging.getLogger(__name__)
-Runtime = Literal["auto", "onnxruntime", "openvino"]
 PROBE_BATCHES = (1, 4)  # auto's timing: one image (one client), and a gathered batch (under load)
 PROBE_REPEATS = 3
 # auto keeps OpenVINO only if its probabilities are this close to onnxruntime's, by the file's precision. int8:

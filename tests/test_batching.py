@@ -57,7 +57,7 @@ def test_concurrent_requests_share_runs_and_keep_their_own_answers(model_store: 
     answers = concurrently([lambda images=images: gathered.predict(images) for images in requests])
     assert sum(runs) == 8  # every image once
     assert len(runs) < len(requests)  # and fewer runs than requests
-    assert gathered.gatherer.runs == runs
+    assert list(gathered.gatherer.runs) == runs
     for images, got in zip(requests, answers, strict=True):
         expected = alone.predict(images)
         assert [a["probability"] for a in got] == pytest.approx([a["probability"] for a in expected], abs=1e-6)
@@ -70,7 +70,7 @@ def test_a_lone_request_does_not_wait_for_company(model_store: Path) -> None:
     started = time.perf_counter()
     gathered.predict([sample_png(0, 64)])
     assert time.perf_counter() - started < 2.5
-    assert gathered.gatherer.runs == [1]
+    assert list(gathered.gatherer.runs) == [1]
 
 
 def test_a_bad_request_fails_alone(model_store: Path) -> None:
