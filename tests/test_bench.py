@@ -94,9 +94,12 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     assert precision["openvino-bf16"] in {"bf16", "f32"}  # f32 on a CPU without bf16 instructions
     reference = [r for r in rows if r["runtime"] == "onnx-fp32"]
     assert all(r["max_abs_diff_vs_fp32"] == 0 for r in reference)
-    assert all(r["max_abs_diff_vs_fp32"] < 0.1 for r in rows)
+    assert all(r["max_abs_diff_vs_fp32"] < 0.1 for r in rows if not r["runtime"].startswith("pytorch"))
+    assert all(math.isnan(r["max_abs_diff_vs_fp32"]) for r in rows if r["runtime"].startswith("pytorch"))
     assert "| mlp-small | openvino-int8 | int8 | 1 |" in table
-    assert "- mlp-small batch 2: onnx-int8" in table.split("Against OpenVINO in the same run:")[1]
+    versus = table.split("Against OpenVINO and today's file in the same run:")[1]
+    assert "- mlp-small batch 2: onnx-int8" in versus
+    assert "- mlp-small batch 1: onnx-int8 at " in versus  # against today's dynamic int8 file
     for row in (r for r in rows if "profile" in r):
         profile = row["profile"]
         matmul_ms = sum(ms for op, ms in profile["ops_ms_per_image"].items() if op in inference.MATMULS)
@@ -105,7 +108,7 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
         # loaded CI machine once put a real share of 97% at 49%
         assert profile["matmul_share"] == pytest.approx(matmul_ms / profile["kernel_ms_per_image"])
         assert sum(profile["ops_ms_per_image"].values()) == pytest.approx(profile["kernel_ms_per_image"])
-        kind = "integer" if row["runtime"] == "onnx-int8" else "fp32"
+        kind = "integer" if "int8" in row["runtime"] else "fp32"
         assert profile[f"{kind}_matmul_gflops"] > 0
         if kind == "fp32":  # every matmul of an MLP is by a weight, and those shapes also run alone
             assert profile["weight_matmul_gflops"] == pytest.approx(profile["fp32_matmul_gflops"])

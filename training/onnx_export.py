@@ -170,7 +170,7 @@ def export_onnx(
 
 
 @contextmanager
-def _without_root_messages(prefix: str) -> Iterator[None]:
+def without_root_messages(prefix: str) -> Iterator[None]:
     """Drops the root logger's records whose message starts with ``prefix``, for the block only."""
 
     def keep(record: logging.LogRecord) -> bool:
@@ -231,7 +231,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Iterable[np.nda
     handle, tmp = tempfile.mkstemp(dir=int8_path.parent, suffix=".onnx")
     os.close(handle)
     try:
-        with _without_root_messages("Please consider"):
+        with without_root_messages("Please consider"):
             quantize_static(
                 fp32_path,
                 tmp,
