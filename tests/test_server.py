@@ -45,6 +45,7 @@ def start(store: Path, log: Path, **env: str):  # noqa: ANN201
         "MAX_BATCH": "4",
         "MAX_REQUEST_PIXELS": str(3 * 224 * 224),
         "MODEL_RELOAD_CHECK_SECONDS": "0.2",
+        "MODEL_RUNTIME": "onnxruntime",  # every worker the same runtime: answers compared exactly across requests
     }
     return gunicorn(store, log, **{**settings, **env})
 
