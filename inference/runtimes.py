@@ -65,11 +65,11 @@ class OnnxRuntimeGraph:
         options.inter_op_num_threads = 1
         return cls(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
 
-    @property
+    @functools.cached_property
     def metadata(self) -> dict[str, str]:
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
-    @property
+    @functools.cached_property  # read on every request (has_rollout): once per loaded file
     def outputs(self) -> frozenset[str]:
         return frozenset(output.name for output in self.session.get_outputs())
 
@@ -93,7 +93,7 @@ class OpenVinoGraph:
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         return cls(core.compile_model(model, "CPU", config), metadata)
 
-    @property
+    @functools.cached_property  # read on every request (has_rollout): once per loaded file
     def outputs(self) -> frozenset[str]:
         return frozenset(output.get_any_name() for output in self.compiled.outputs)
 
