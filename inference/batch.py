@@ -21,6 +21,7 @@ from tqdm import tqdm
 from inference import errors
 from inference.annotations import AnnotationsError, read_annotations
 from inference.limits import Limits
+from inference.metrics import auroc
 from inference.predictor import FILES, Predictor, Variant, resolve_model_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
@@ -48,21 +49,6 @@ def s3_images(uri: str) -> Iterator[tuple[str, bytes]]:
                     yield item["Key"].rsplit("/", 1)[-1], body
     except (BotoCoreError, ClientError) as error:  # credentials, network, bucket, access
         raise errors.ServingError("no_images", f"cannot read {uri}: {error}") from error
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUROC with ties counted half; no scikit-learn in serving."""
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    start = 0
-    for end in range(1, len(scores) + 1):
-        if end == len(scores) or sorted_scores[end] != sorted_scores[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2
-            start = end
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def mhist_labels(root: Path) -> dict[str, int]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from inference.metrics import binary_metrics, bootstrap_intervals, metrics_by_agreement
 from training.calibration import calibrated, expected_calibration_error, fit_calibration, reliability, sigmoid
-from training.metrics import binary_metrics, bootstrap_intervals, metrics_by_agreement
 
 
 def overconfident(n: int = 4000, temperature: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

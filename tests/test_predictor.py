@@ -13,7 +13,6 @@ import pytest
 
 from bench.common import sample_png
 from inference import errors
-from inference.batch import auroc
 from inference.limits import Limits
 from inference.predictor import Predictor, resolve_model_path
 from tests.conftest import REPO
@@ -122,16 +121,6 @@ def test_an_int8_that_failed_its_gate_is_served_by_name_with_a_warning(
     (record,) = caplog.records
     assert record.getMessage() == (f"{int8} failed its quality gate against fp32 (AUROC drop 0.02, labels agreeing "
                                    "0.97); it is served because it was asked for by name")  # fmt: skip
-
-
-def test_auroc_without_scikit_learn() -> None:
-    import numpy as np
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 200)
-    scores = np.round(rng.random(200) + labels * 0.3, 1)  # with ties
-    assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
 
 
 def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Path, tmp_path: Path) -> None:

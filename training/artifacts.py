@@ -26,12 +26,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from inference.explain import explain
+from inference.metrics import INTERVAL_METRICS, binary_metrics, bootstrap_intervals, metrics_by_agreement
 from inference.predictor import STATIC_INT8, Predictor
 from training import calibration, cards, ood, plots
 from training import onnx_export as ox
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
-from training.metrics import INTERVAL_METRICS, binary_metrics, bootstrap_intervals, metrics_by_agreement
 
 log = logging.getLogger(__name__)
 CALIBRATION_IMAGES = 64  # training images that set int8's activation scales
@@ -69,7 +69,7 @@ def _calibration_images(dataset: Dataset, limit: int = CALIBRATION_IMAGES) -> It
 
 
 def _metrics(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, float]:
-    return binary_metrics(torch.as_tensor(probs), torch.as_tensor(targets), threshold)
+    return binary_metrics(probs, targets, threshold)
 
 
 def _calibration(
@@ -139,7 +139,7 @@ def export_checkpoint(
     parity = ox.check_parity(calibrated_val, val["fp32"], threshold)
     int8 = ox.judge_int8(val["fp32"], val["int8"], val_targets, threshold)
     test, test_targets = _outputs(data.test_dataloader(), {"fp32": sessions["fp32"]}, net)
-    test_votes = torch.tensor([r.annotators_ssa for r in data.test_set.records])
+    test_votes = np.array([r.annotators_ssa for r in data.test_set.records])
     calibrated, reliability_tables = _calibration(
         {"validation": raw_val["logits"], "test": test["logits"]},
         {"validation": val_targets, "test": test_targets},
@@ -184,12 +184,8 @@ def export_checkpoint(
         **cards.description(data),
         "threshold": threshold,
         "metrics_at": f"the threshold {threshold:.4f} tuned on validation ({module.hparams.threshold_strategy})",
-        "intervals_95": {
-            "test": bootstrap_intervals(torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), threshold)
-        },
-        "test_by_agreement": metrics_by_agreement(
-            torch.as_tensor(test["fp32"]), torch.as_tensor(test_targets), test_votes, threshold
-        ),
+        "intervals_95": {"test": bootstrap_intervals(test["fp32"], test_targets, threshold)},
+        "test_by_agreement": metrics_by_agreement(test["fp32"], test_targets, test_votes, threshold),
         "calibration": calibrated,
         "out_of_distribution": guard_rates,
         "parity": {"max_abs_diff": parity, "allowed": ox.PARITY_ATOL, "images": int(val_targets.size)},

@@ -17,8 +17,8 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import CatMetric
 
+from inference.metrics import binary_metrics
 from training.errors import TrainingSetupError, refuse_out_of_range
-from training.metrics import binary_metrics
 from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
 from training.selection import guarded_sensitivity
 from training.thresholds import ThresholdStrategy, choose_threshold
@@ -109,9 +109,9 @@ class MhistClassifier(LightningModule):
         self.outputs[f"{stage}_probs"].update(probs)
         self.outputs[f"{stage}_targets"].update(targets.float())
 
-    def _gathered(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gathered(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
         probs, targets = self.outputs[f"{stage}_probs"], self.outputs[f"{stage}_targets"]
-        result = probs.compute(), targets.compute().long()
+        result = probs.compute().float().cpu().numpy(), targets.compute().long().cpu().numpy()
         probs.reset()
         targets.reset()
         return result
@@ -144,8 +144,8 @@ class MhistClassifier(LightningModule):
             min_auroc=self.hparams.min_auroc,
             min_balanced_accuracy=self.hparams.min_balanced_accuracy,
         )
-        if not self.trainer.sanity_checking and 0 < int(targets.sum()) < targets.numel():
-            self.decision_threshold.fill_(self.tune_threshold(probs.numpy(), targets.numpy()))
+        if not self.trainer.sanity_checking and 0 < int(targets.sum()) < targets.size:
+            self.decision_threshold.fill_(self.tune_threshold(probs, targets))
             metrics["threshold"] = float(self.decision_threshold)
             self._log_metrics("val_tuned", binary_metrics(probs, targets, float(self.decision_threshold)))
         self._log_metrics("val", metrics)

@@ -24,7 +24,7 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from torch import nn
 
-from training.metrics import binary_metrics
+from inference.metrics import auroc
 
 OPSET = 18  # onnxruntime's CPU provider covers it fully
 PARITY_ATOL = 1e-4
@@ -273,9 +273,7 @@ def judge_int8(
     min_agreement: float = INT8_MIN_AGREEMENT,
 ) -> dict[str, float | bool]:
     """Servable only if AUROC drops by at most ``max_auroc_drop`` and labels agree on ``min_agreement``."""
-    t = torch.as_tensor(targets)
-    auroc_fp32 = binary_metrics(torch.as_tensor(fp32), t, threshold)["auroc"]
-    auroc_int8 = binary_metrics(torch.as_tensor(int8), t, threshold)["auroc"]
+    auroc_fp32, auroc_int8 = auroc(fp32, targets), auroc(int8, targets)
     agreement = float(np.mean((fp32 >= threshold) == (int8 >= threshold))) if fp32.size else 1.0
     drop = float(auroc_fp32 - auroc_int8)
     return {

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from inference import metrics  # noqa: E402
 from training.thresholds import operating_points  # noqa: E402
 
 
@@ -32,8 +33,9 @@ def curves(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], threshold: float
         tpr = np.r_[0, points["tp"] / (points["tp"] + points["fn"])]
         fpr = np.r_[0, points["fp"] / (points["fp"] + points["tn"])]
         precision = np.r_[1, points["tp"] / np.maximum(points["tp"] + points["fp"], 1)]
-        (line,) = roc.plot(fpr, tpr, label=name)
-        pr.plot(tpr, precision, color=line.get_color(), label=name)
+        (line,) = roc.plot(fpr, tpr, label=f"{name} (AUC {metrics.auroc(probs, targets):.3f})")
+        area = metrics.average_precision(probs, targets)
+        pr.plot(tpr, precision, color=line.get_color(), label=f"{name} (AP {area:.3f})")
         predicted = probs >= threshold
         tp = np.sum(predicted & (targets == 1))
         fp = np.sum(predicted & (targets == 0))

@@ -12,6 +12,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from inference.metrics import counts_at_each_score
+
 ThresholdStrategy = Literal["target_sensitivity", "youden", "fbeta"]
 STRATEGIES: tuple[str, ...] = ("target_sensitivity", "youden", "fbeta")
 
@@ -42,21 +44,7 @@ def _midpoint_below(scores_desc: np.ndarray, index: int) -> float:
 
 def operating_points(probabilities: ArrayLike, targets: ArrayLike) -> dict[str, np.ndarray]:
     """Confusion counts when predicting positive for every score >= each distinct score."""
-    probs, labels = _validated(probabilities, targets)
-    order = np.argsort(-probs, kind="stable")
-    sorted_probs, sorted_labels = probs[order], labels[order]
-    tp_cum = np.cumsum(sorted_labels)
-    fp_cum = np.cumsum(1 - sorted_labels)
-    last_of_each_score = np.r_[np.flatnonzero(np.diff(sorted_probs) != 0), sorted_probs.size - 1]
-    tp, fp = tp_cum[last_of_each_score], fp_cum[last_of_each_score]
-    positives, negatives = int(labels.sum()), int(labels.size - labels.sum())
-    return {
-        "scores": sorted_probs[last_of_each_score],
-        "tp": tp,
-        "fp": fp,
-        "fn": positives - tp,
-        "tn": negatives - fp,
-    }
+    return counts_at_each_score(*_validated(probabilities, targets))
 
 
 def choose_threshold(
