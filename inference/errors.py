@@ -9,9 +9,10 @@ from typing import Any
 class ServingError(Exception):
     """A request the service refuses, or a model it cannot serve; never a stack trace to a client."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, detail: str = "") -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+        self.detail = detail or message  # the reason alone, for a caller that words its own message
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -64,7 +65,7 @@ def invalid_base64() -> ServingError:
 
 
 def model_not_ready(detail: str) -> ServingError:
-    return ServingError("model_not_ready", f"no model is loaded ({detail})", 503)
+    return ServingError("model_not_ready", f"no model is loaded ({detail})", 503, detail)
 
 
 def unwritable_reason(path: Path, error: OSError) -> str:

@@ -154,7 +154,8 @@ class Predictor:
             except json.JSONDecodeError:
                 card[key] = value
         served = {"file": self.path.name, "load_seconds": self.load_seconds, "runtime": self.graph.runtime}
-        return {**card, "threshold": self.threshold, **served, "batching": self.batching_report()}
+        limits = {k: getattr(self.limits, k) for k in ("max_bytes", "max_batch", "max_request_bytes")}  # what to send
+        return {**card, "threshold": self.threshold, **served, "limits": limits, "batching": self.batching_report()}
 
     def batching_report(self) -> dict[str, Any]:
         """The gathering settings and what they achieved over the last runs (``/metadata``)."""

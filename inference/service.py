@@ -108,9 +108,9 @@ class ModelHolder:
             try:
                 predictor = self._load(path)
             except errors.ServingError as error:
-                self.error = error.message
+                self.error = error.detail  # get() words it: "no model is loaded (<detail>)", once
                 if self.predictor is None:
-                    self.predictor = self._last_good(error.message)
+                    self.predictor = self._last_good(error.detail)
                 else:
                     log.error("keeps serving %s: %s", self.predictor.path, error.message, extra=_fields(self.predictor))
                 return False

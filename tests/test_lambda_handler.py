@@ -245,4 +245,5 @@ def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:
     assert status == 503
     assert document["error"]["code"] == "model_not_ready"
     assert str(tmp_path / "absent" / "model.onnx") in document["error"]["message"]
+    assert document["error"]["message"].count("no model is loaded") == 1
     assert call(module, v1(None, path="/ready", method="GET"))[0] == 503

@@ -209,7 +209,9 @@ def test_missing_model_is_not_ready_and_names_the_path(tmp_path: Path) -> None:
         response = requests.get(f"{url}/ready", timeout=10)
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "model_not_ready"
-        assert str(tmp_path / "nowhere" / "model.onnx") in response.json()["error"]["message"]
+        message = response.json()["error"]["message"]
+        assert str(tmp_path / "nowhere" / "model.onnx") in message
+        assert message.count("no model is loaded") == 1  # it once read "no model is loaded (no model is loaded (..."
     assert str(tmp_path / "nowhere" / "model.onnx") in (tmp_path / "gunicorn.log").read_text()
 
 
