@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.about_page(pages.Context.current())

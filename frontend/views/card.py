@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.card_page(pages.Context.current())

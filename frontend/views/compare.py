@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.compare_page(pages.Context.current())

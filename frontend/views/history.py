@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.history_page(pages.Context.current())

@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.predict_page(pages.Context.current())

@@ -1,0 +1,3 @@
+from frontend import pages
+
+pages.score_page(pages.Context.current())
