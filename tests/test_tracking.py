@@ -52,3 +52,28 @@ def test_a_server_that_does_not_answer_is_named_at_once() -> None:
     )
     assert unreadable_store(url) == unreachable_server(url)
     assert unreachable_server("sqlite:///anything.db") is None
+
+
+@pytest.mark.parametrize("entry", ["training.fit", "inference.publish"])
+def test_entry_points_load_mlflow_without_its_telemetry(entry: str, tmp_path: Path) -> None:
+    """MLflow 3 starts a telemetry client at ``import mlflow`` (it fetches a config from the internet and
+    writes an installation id under ~) unless told not to; under pytest or CI it stays off by itself, so
+    this runs in an environment without them, as a user's shell is, with name lookups refused."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import socket\n"
+        "def refuse(*args, **kwargs): raise OSError('no network in this test')\n"
+        "socket.getaddrinfo = refuse\n"
+        f"import {entry}\n"
+        "from mlflow.telemetry import get_telemetry_client\n"
+        "print(get_telemetry_client())\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None"]
+    assert not [p for p in tmp_path.rglob("*") if "mlflow" in p.name.lower()]
