@@ -208,7 +208,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, 
     return "\n".join(lines) + "\n"
 
 
-def build_network(name: str):  # noqa: ANN201 - torch is imported only by the benchmarks that need it
+def build_network(name: str):
     """``mlp`` (the seeds' 360M MLP), ``mlp-small`` (for smoke tests), or any timm name."""
     from training.errors import TrainingSetupError
     from training.networks import MlpClassifier, TimmClassifier

@@ -86,7 +86,7 @@ def _call(
     path: str,
     headers: dict[str, str] | None = None,
     expected: tuple[str, ...] = (),
-    **kwargs: Any,  # noqa: ANN401
+    **kwargs: Any,
 ) -> Answer:
     """One request; ``expected`` are the fields an answer of our API has, so another service's JSON is named."""
     started = time.perf_counter()

@@ -31,7 +31,7 @@ def target_for(key: str, root: Path, prefix: str) -> Path | None:
     return root / parts[0] / parts[1]
 
 
-def mirror_object(s3: Any, bucket: str, key: str, target: Path) -> bool:  # noqa: ANN401 - a boto3 client
+def mirror_object(s3: Any, bucket: str, key: str, target: Path) -> bool:
     """Make ``target`` what ``key`` is in the bucket now: True when copied, False when the key is gone
     (deleted, or replaced by a delete marker) and ``target`` was removed."""
     from botocore.exceptions import ClientError
@@ -56,7 +56,7 @@ def mirror_object(s3: Any, bucket: str, key: str, target: Path) -> bool:  # noqa
             target.parent.rmdir()
 
 
-def sync_records(records: list[dict[str, Any]], s3: Any, root: Path, prefix: str) -> dict[str, list[Path]]:  # noqa: ANN401
+def sync_records(records: list[dict[str, Any]], s3: Any, root: Path, prefix: str) -> dict[str, list[Path]]:
     """The store files the records name, ``written`` or ``removed`` as their keys are in S3 now."""
     done: dict[str, list[Path]] = {"written": [], "removed": []}
     for record in records:
@@ -72,7 +72,7 @@ def sync_records(records: list[dict[str, Any]], s3: Any, root: Path, prefix: str
     return done
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ANN401
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     import boto3
 
     root = Path(os.environ.get("MODEL_ROOT", "/mnt/models"))

@@ -93,8 +93,8 @@ def route(method: str, path: str, content_type: str, body: bytes) -> tuple[int, 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ANN401 - LambdaContext
-    global _cold  # noqa: PLW0603 - one flag per execution environment
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _cold
     started = time.perf_counter()
     cold, _cold = _cold, False
     headers: dict[str, str] = {}
@@ -102,7 +102,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ANN
         status, document, headers = route(*_request(event))
     except errors.ServingError as error:
         status, document = error.status, error.body()
-    except Exception:  # noqa: BLE001 - a client never sees a stack trace; the log does
+    except Exception:
         logger.exception("unexpected error")
         status, document = 500, {"error": {"code": "internal_error", "message": "the function failed; see its log"}}
     latency_ms = (time.perf_counter() - started) * 1000

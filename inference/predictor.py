@@ -103,7 +103,7 @@ class Predictor:
             raise errors.model_not_ready(f"{path} does not exist")
         try:
             graph = open_graph(path, runtime, threads or available_cpus())
-        except Exception as error:  # noqa: BLE001 - each runtime raises its own types for a corrupt file
+        except Exception as error:
             raise errors.model_not_ready(f"{path} cannot be loaded: {error}") from error
         metadata = graph.metadata
         missing = [key for key in REQUIRED_METADATA if key not in metadata]

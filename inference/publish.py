@@ -26,7 +26,7 @@ from inference.tracking import DEFAULT_STORE, unreadable_store
 FILES = ("model.onnx", "model.int8.onnx", "card.json")
 
 
-def latest_run(client, model_name: str, experiment: str) -> str:  # noqa: ANN001 - MlflowClient
+def latest_run(client, model_name: str, experiment: str) -> str:
     """The newest finished run of ``model_name``; when there is none, the error names what there is."""
     found = client.get_experiment_by_name(experiment)
     if found is None:

@@ -42,7 +42,7 @@ def unreachable_server(tracking_uri: str, timeout_s: float = 10.0) -> str | None
     if not tracking_uri.startswith(("http://", "https://")):
         return None
     try:
-        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()  # noqa: S310 - http(s) only
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s).close()
     except urllib.error.HTTPError:
         return None
     except (urllib.error.URLError, OSError) as error:

@@ -36,7 +36,7 @@ def objects_of(bucket: s3.IBucket, suffix: str = "/*") -> str:
 def acknowledger(scope: IConstruct) -> Callable[..., None]:
     validations = Validations.of(scope)
 
-    def acknowledge(*, id: str, reason: str, findings: Iterable[str] = ()) -> None:  # noqa: A002 - cdk-nag's name
+    def acknowledge(*, id: str, reason: str, findings: Iterable[str] = ()) -> None:
         ids = [f"{id}[{finding}]" for finding in findings] or [id]
         validations.acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule in ids))
 

@@ -23,7 +23,7 @@ def tiny_classifier(size: int = 16, **kwargs: object) -> MhistClassifier:
     return MhistClassifier(MlpClassifier(input_size=size, hidden_sizes=(12, 6)), pos_weight=2.0, **kwargs)
 
 
-def cpu_trainer(tmp_path, **kwargs: object) -> Trainer:  # noqa: ANN001
+def cpu_trainer(tmp_path, **kwargs: object) -> Trainer:
     defaults = {
         "accelerator": "cpu",
         "devices": 1,

@@ -234,14 +234,14 @@ def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
         ),  # fmt: skip
     ],
 )
-def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> None:  # noqa: ANN001
+def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:
         main(argv)
     assert message in stderr.getvalue()
 
 
 @pytest.mark.parametrize("main", [inference.main, serving.main, cold_start.main, training.main, report.main])
-def test_an_output_folder_that_cannot_be_made_is_refused_before_measuring(main, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_output_folder_that_cannot_be_made_is_refused_before_measuring(main, tmp_path: Path) -> None:
     """It was an OSError traceback when the results were written, after every measurement."""
     (tmp_path / "a file").write_text("")
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as stderr:

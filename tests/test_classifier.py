@@ -10,7 +10,7 @@ from training.errors import TrainingSetupError
 from training.networks import MlpClassifier
 
 
-def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:  # noqa: ANN001
+def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:
     """The summary printed at the start of every fit said "Total FLOPs: 0" until the module had an
     example input; it now takes one of the data's size."""
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(12, 6)), pos_weight=2.0)
@@ -22,7 +22,7 @@ def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None: 
     assert ModelSummary(model).total_flops == 2 * weights  # a multiply and an add per weight, one image
 
 
-def test_a_net_built_in_python_is_not_a_hyperparameter_and_not_warned_about(recwarn) -> None:  # noqa: ANN001
+def test_a_net_built_in_python_is_not_a_hyperparameter_and_not_warned_about(recwarn) -> None:
     """Lightning warns when a module lands in the hyperparameters; the classifier drops it itself
     (the weights carry it), so the warning only confused ``export.py --checkpoint`` users."""
     model = MhistClassifier(MlpClassifier(input_size=8, hidden_sizes=(4,)), lr=0.1)
@@ -45,14 +45,14 @@ def test_out_of_range_settings_are_refused_together_before_a_fit() -> None:
     MhistClassifier(net, pos_weight="auto", momentum=0.0, weight_decay=0.0)
 
 
-def test_an_image_size_the_network_does_not_take_is_refused_before_the_first_step(tmp_path, small_root) -> None:  # noqa: ANN001
+def test_an_image_size_the_network_does_not_take_is_refused_before_the_first_step(tmp_path, small_root) -> None:
     data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=64, normalization="imagenet")
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(4,)), pos_weight=2.0)
     with pytest.raises(TrainingSetupError, match="data.input_size is 64 but mlp-4 takes 32x32 images"):
         cpu_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
 
 
-def test_soft_targets_train_on_the_votes_and_score_on_the_majority_label(tmp_path, small_root) -> None:  # noqa: ANN001
+def test_soft_targets_train_on_the_votes_and_score_on_the_majority_label(tmp_path, small_root) -> None:
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(8,)), pos_weight=2.0)
     net_input = model.net.expected_input
     data = MhistDataModule(

@@ -54,7 +54,7 @@ def test_an_unknown_config_name_is_refused_with_the_shipped_ones_listed() -> Non
     assert resolve_config_names(inline) == inline
 
 
-def test_mlflow_tracking_uri_from_the_environment(small_root: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_mlflow_tracking_uri_from_the_environment(small_root: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     cli = MhistCLI(args=resolve_config_names(["--config", "demo.yaml", "--data.root", str(small_root)]))
     assert cli.trainer.logger._tracking_uri == "http://127.0.0.1:5999"

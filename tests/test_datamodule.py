@@ -14,7 +14,7 @@ from training.mhist import MhistFolderError, read_annotations
 from training.transforms import IMAGENET_MEAN
 
 
-def rewrite_csv(root: Path, edit) -> None:  # noqa: ANN001 - edit: (header, rows) -> (header, rows)
+def rewrite_csv(root: Path, edit) -> None:
     path = root / "annotations.csv"
     with path.open(newline="") as handle:
         header, *rows = list(csv.reader(handle))
@@ -23,7 +23,7 @@ def rewrite_csv(root: Path, edit) -> None:  # noqa: ANN001 - edit: (header, rows
         csv.writer(handle).writerows([header, *rows])
 
 
-def make(root: Path, **kwargs) -> MhistDataModule:  # noqa: ANN003
+def make(root: Path, **kwargs) -> MhistDataModule:
     kwargs.setdefault("normalization", "imagenet")  # no network linked here to take statistics from
     dm = MhistDataModule(str(root), batch_size=8, num_workers=0, **kwargs)
     dm.setup("fit")
@@ -151,7 +151,7 @@ def test_bad_val_fraction_is_named(small_root: Path) -> None:
         make(small_root, val_fraction=1.5)
 
 
-def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
     from training.demo_data import main
 
     main([str(tmp_path / "demo"), "--n-train", "6", "--n-test", "3"])

@@ -26,7 +26,7 @@ def event(bucket: str, *keys: str, name: str = "ObjectCreated:Put") -> dict:
 
 
 @pytest.fixture
-def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with s3_server(tmp_path / "s3.log") as url:
         for key, value in S3_KEYS.items():
             monkeypatch.setenv(key, value)

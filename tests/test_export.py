@@ -23,7 +23,7 @@ def vit_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module,
     return net, ox.export_onnx(net, tmp_path_factory.mktemp("onnx") / "model.onnx", 224)
 
 
-def test_graph_has_the_contract_names_and_a_dynamic_batch(vit_onnx) -> None:  # noqa: ANN001
+def test_graph_has_the_contract_names_and_a_dynamic_batch(vit_onnx) -> None:
     net, path = vit_onnx
     sess = ox.session(path)
     (image,), (probability,) = sess.get_inputs(), sess.get_outputs()
@@ -40,7 +40,7 @@ def test_graph_has_the_contract_names_and_a_dynamic_batch(vit_onnx) -> None:  # 
     assert path.stat().st_mode & 0o044 == 0o044  # readable by the serving user
 
 
-def test_metadata_round_trips(vit_onnx, tmp_path: Path) -> None:  # noqa: ANN001
+def test_metadata_round_trips(vit_onnx, tmp_path: Path) -> None:
     _, path = vit_onnx
     target = tmp_path / "model.onnx"
     target.write_bytes(path.read_bytes())
@@ -118,7 +118,7 @@ def test_int8_that_loses_auroc_is_not_servable() -> None:
     assert verdict["servable"] is False
 
 
-def test_static_int8_quantizes_the_classifier_and_leaves_the_guard_float(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_static_int8_quantizes_the_classifier_and_leaves_the_guard_float(tmp_path: Path, caplog) -> None:
     """Per-channel weights and fixed activation scales on the weight MatMuls that ``probability`` needs;
     the guard's whitening MatMul, attention's activation products and the patch Conv stay float32.
     With scales fixed at export, the graph itself gives an image the same answer in any batch (dynamic

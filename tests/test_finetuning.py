@@ -32,7 +32,7 @@ class Recorder(Callback):
         self.in_optimizer[trainer.current_epoch] = len(ids)
 
 
-def fit(tmp_path, scheduler: str, unfreeze_at_epoch: int = 1, epochs: int = 3) -> tuple[Recorder, LightningModule]:  # noqa: ANN001
+def fit(tmp_path, scheduler: str, unfreeze_at_epoch: int = 1, epochs: int = 3) -> tuple[Recorder, LightningModule]:
     train, val = tensor_loaders()
     model = tiny_classifier(scheduler=scheduler, lr=0.05)
     recorder = Recorder()
@@ -42,7 +42,7 @@ def fit(tmp_path, scheduler: str, unfreeze_at_epoch: int = 1, epochs: int = 3) -
 
 
 @pytest.mark.parametrize("scheduler", ["none", "cosine", "onecycle", "plateau"])
-def test_phase_one_trains_only_the_head_phase_two_everything(tmp_path, scheduler: str) -> None:  # noqa: ANN001
+def test_phase_one_trains_only_the_head_phase_two_everything(tmp_path, scheduler: str) -> None:
     recorder, model = fit(tmp_path, scheduler)
     n_head = sum(1 for _ in model.net.head.parameters())
     n_all = sum(1 for _ in model.net.parameters())
@@ -54,7 +54,7 @@ def test_phase_one_trains_only_the_head_phase_two_everything(tmp_path, scheduler
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
-def test_schedulers_drive_the_added_group(tmp_path, scheduler: str) -> None:  # noqa: ANN001
+def test_schedulers_drive_the_added_group(tmp_path, scheduler: str) -> None:
     recorder, model = fit(tmp_path, scheduler, epochs=4)
     phase_two = [lrs for epoch, lrs in recorder.lrs if epoch >= 1]
     # Every group, old and new, runs at the same scheduled rate, starting from unfreeze_lr.
@@ -68,7 +68,7 @@ def test_schedulers_drive_the_added_group(tmp_path, scheduler: str) -> None:  # 
         assert phase_two[-1][1] < phase_two[0][1]  # the backbone's rate follows the decay too
 
 
-def test_unfreeze_at_zero_trains_everything_from_the_start(tmp_path) -> None:  # noqa: ANN001
+def test_unfreeze_at_zero_trains_everything_from_the_start(tmp_path) -> None:
     recorder, _ = fit(tmp_path, "cosine", unfreeze_at_epoch=0, epochs=2)
     assert recorder.backbone_grads == {0: True, 1: True}
     assert recorder.groups == {0: 1, 1: 1}
@@ -81,7 +81,7 @@ def test_bad_settings_are_named() -> None:
         FreezeThenUnfreeze(unfreeze_lr=0)
 
 
-def test_weights_of_the_frozen_backbone_do_not_move_in_phase_one(tmp_path) -> None:  # noqa: ANN001
+def test_weights_of_the_frozen_backbone_do_not_move_in_phase_one(tmp_path) -> None:
     train, val = tensor_loaders()
     model = tiny_classifier(lr=0.05, weight_decay=0.1)
     before = {k: v.clone() for k, v in model.net.features.state_dict().items()}

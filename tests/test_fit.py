@@ -20,7 +20,7 @@ from training.onnx_export import read_metadata
 pytestmark = pytest.mark.slow
 
 
-def fit(config: str, data: Path, root: Path, *extra: str):  # noqa: ANN201
+def fit(config: str, data: Path, root: Path, *extra: str):
     args = ["--config", config, "--data.root", str(data), "--trainer.default_root_dir", str(root)]
     return main([*args, "--data.num_workers", "0", "--trainer.enable_progress_bar", "false", *extra])
 
@@ -39,7 +39,7 @@ def demo_runs(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 
 @pytest.mark.parametrize(("index", "model_name"), [(0, "vit_tiny_patch16_224"), (1, "mlp-64-32")])
-def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name: str) -> None:  # noqa: ANN001
+def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name: str) -> None:
     root, runs = demo_runs
     run = client_for(root).get_run(runs[index])
     metrics, params = run.data.metrics, run.data.params
@@ -63,7 +63,7 @@ def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> None:  # noqa: ANN001
+def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> None:
     root, runs = demo_runs
     client, run_id = client_for(root), runs[index]
     listed = {a.path for folder in ("model", "plots") for a in client.list_artifacts(run_id, folder)}
@@ -120,7 +120,7 @@ def test_demo_run_carries_onnx_files_card_and_plots(demo_runs, index: int) -> No
     assert json.loads(metadata["card"])["out_of_distribution"]["detection_rate"] == guard["detection_rate"]
 
 
-def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo_runs, tmp_path: Path) -> None:
     from inference.publish import main as publish
 
     root, runs = demo_runs
@@ -141,7 +141,7 @@ def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo
     assert not (tmp_path / "other").exists()
 
 
-def test_registering_is_a_flag(demo_runs) -> None:  # noqa: ANN001
+def test_registering_is_a_flag(demo_runs) -> None:
     root, runs = demo_runs
     client = client_for(root)
     (version,) = client.search_model_versions("name='mhist-mlp'")
@@ -150,7 +150,7 @@ def test_registering_is_a_flag(demo_runs) -> None:  # noqa: ANN001
     assert client.search_model_versions(f"run_id='{runs[0]}'") == []
 
 
-def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:  # noqa: ANN001
+def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:
     root, runs = demo_runs
     client = client_for(root)
     experiment = client.get_experiment_by_name("mhist")
@@ -160,7 +160,7 @@ def test_second_run_does_not_collide_with_the_first(demo_runs) -> None:  # noqa:
     assert "MlpClassifier" in Path(configs[1]).read_text()
 
 
-def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:  # noqa: ANN001
+def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:
     root, runs = demo_runs
     client = client_for(root)
     history = client.get_metric_history(runs[0], "val/auroc")
@@ -170,7 +170,7 @@ def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:  # n
     assert len(client.get_metric_history(runs[0], learning_rates[0])) >= 2
 
 
-def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path, recwarn) -> None:  # noqa: ANN001
+def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path, recwarn) -> None:
     first = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "2")
     run_id = first.logger.run_id
     second = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "4", "--resume", run_id)
@@ -259,7 +259,7 @@ def test_the_script_prints_a_user_error_as_one_line(small_root: Path, tmp_path: 
     assert "usage:" not in result.stderr
 
 
-def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_export_command_reexports_a_run_and_a_checkpoint(demo_runs, tmp_path: Path) -> None:
     root, runs = demo_runs
     store = f"sqlite:///{root.resolve()}/mlflow.db"
     card = export_main(["--run-id", runs[1], "--tracking-uri", store, "--out", str(tmp_path / "again")])

@@ -61,7 +61,7 @@ CONTEXT = SimpleNamespace(
 
 
 @pytest.fixture(scope="module")
-def lambda_module(model_store: Path):  # noqa: ANN201
+def lambda_module(model_store: Path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_ROOT", str(model_store))
         patch.setenv("MODEL_NAME", "mlp-64-32")
@@ -72,7 +72,7 @@ def lambda_module(model_store: Path):  # noqa: ANN201
         yield importlib.reload(module)  # the module-level init runs with this environment
 
 
-def v1(body: bytes | str | None, content_type: str = "image/png", path: str = "/predict", method: str = "POST"):  # noqa: ANN201
+def v1(body: bytes | str | None, content_type: str = "image/png", path: str = "/predict", method: str = "POST"):
     event = copy.deepcopy(V1_EVENT)
     event["path"], event["httpMethod"], event["resource"] = path, method, path
     event["headers"]["Content-Type"] = content_type
@@ -82,7 +82,7 @@ def v1(body: bytes | str | None, content_type: str = "image/png", path: str = "/
     return event
 
 
-def v2(body: str | None, content_type: str = "application/json", path: str = "/predict", method: str = "POST"):  # noqa: ANN201
+def v2(body: str | None, content_type: str = "application/json", path: str = "/predict", method: str = "POST"):
     event = copy.deepcopy(V2_EVENT)
     event["rawPath"], event["requestContext"]["http"]["method"] = path, method
     event["headers"]["content-type"] = content_type
@@ -90,7 +90,7 @@ def v2(body: str | None, content_type: str = "application/json", path: str = "/p
     return event
 
 
-def call(module, event: dict) -> tuple[int, dict]:  # noqa: ANN001
+def call(module, event: dict) -> tuple[int, dict]:
     response = module.handler(event, CONTEXT)
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["isBase64Encoded"] is False
@@ -108,7 +108,7 @@ def multipart(*images: bytes, boundary: str = "mhist-boundary") -> tuple[bytes, 
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def test_v1_binary_png_body(lambda_module) -> None:  # noqa: ANN001
+def test_v1_binary_png_body(lambda_module) -> None:
     status, answer = call(lambda_module, v1(png(1)))
     assert status == 200
     assert set(answer) >= {"model", "probability", "label", "threshold", "latency_ms"}
@@ -116,7 +116,7 @@ def test_v1_binary_png_body(lambda_module) -> None:  # noqa: ANN001
     assert answer["label"] == ("SSA" if answer["probability"] >= answer["threshold"] else "HP")
 
 
-def test_v2_json_body_matches_v1(lambda_module) -> None:  # noqa: ANN001
+def test_v2_json_body_matches_v1(lambda_module) -> None:
     image = png(1)
     _, from_v1 = call(lambda_module, v1(image))
     status, from_v2 = call(lambda_module, v2(json.dumps({"image": base64.b64encode(image).decode()})))
@@ -124,7 +124,7 @@ def test_v2_json_body_matches_v1(lambda_module) -> None:  # noqa: ANN001
     assert from_v2["probability"] == from_v1["probability"]
 
 
-def test_v2_base64_binary_body_and_batch(lambda_module) -> None:  # noqa: ANN001
+def test_v2_base64_binary_body_and_batch(lambda_module) -> None:
     event = v2(base64.b64encode(png(2)).decode(), content_type="image/png")
     event["isBase64Encoded"] = True
     assert call(lambda_module, event)[0] == 200
@@ -158,7 +158,7 @@ def test_health_ready_and_metadata(lambda_module: object) -> None:
         ("v1", b"\x89PNG" + b"0" * (11 * 1024 * 1024), "image/png", 413, "payload_too_large"),
     ],
 )
-def test_bad_requests_are_4xx_with_codes(lambda_module, event_kind: str, body, content_type, status, code) -> None:  # noqa: ANN001
+def test_bad_requests_are_4xx_with_codes(lambda_module, event_kind: str, body, content_type, status, code) -> None:
     event = (v1 if event_kind == "v1" else v2)(body, content_type=content_type)
     got_status, document = call(lambda_module, event)
     assert got_status == status
@@ -166,13 +166,13 @@ def test_bad_requests_are_4xx_with_codes(lambda_module, event_kind: str, body, c
     assert document["error"]["message"]
 
 
-def test_unknown_route_is_404(lambda_module) -> None:  # noqa: ANN001
+def test_unknown_route_is_404(lambda_module) -> None:
     status, document = call(lambda_module, v1(None, path="/admin", method="GET"))
     assert status == 404
     assert document["error"]["code"] == "not_found"
 
 
-def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None:  # noqa: ANN001
+def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None:
     buffer = io.StringIO()
     for handler in lambda_module.logger._logger.handlers:  # powertools keeps the stdout of import time
         handler.setStream(buffer)

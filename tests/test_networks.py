@@ -36,7 +36,7 @@ def test_timm_backbone_has_a_one_logit_head() -> None:
     assert net(torch.randn(2, 3, 224, 224)).shape == (2,)
 
 
-def test_local_weights_file_is_loaded(tmp_path) -> None:  # noqa: ANN001
+def test_local_weights_file_is_loaded(tmp_path) -> None:
     source = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1)
     path = tmp_path / "weights.safetensors"
     save_file(source.state_dict(), path)
@@ -48,7 +48,7 @@ def test_local_weights_file_is_loaded(tmp_path) -> None:  # noqa: ANN001
     assert net.expected_input["mean"] == (0.5, 0.5, 0.5)  # the local file keeps the backbone's pretrained config
 
 
-def test_unknown_names_and_missing_weights_are_named(tmp_path) -> None:  # noqa: ANN001
+def test_unknown_names_and_missing_weights_are_named(tmp_path) -> None:
     with pytest.raises(TrainingSetupError, match="timm has no model named 'vit_huge_nonsense'"):
         TimmClassifier("vit_huge_nonsense", pretrained=False)
     with pytest.raises(TrainingSetupError, match="weights_path .* does not exist"):
@@ -93,7 +93,7 @@ def test_the_data_module_feeds_a_backbone_its_pretraining_preprocessing(
     interpolation: str,
     size: int,
     small_root,
-    tmp_path,  # noqa: ANN001
+    tmp_path,
 ) -> None:
     """vit.yaml normalized with ImageNet's statistics although timm's ViT-B/16 was pretrained on
     mean/std 0.5 with bicubic resizing; the config now takes them from timm's pretrained config."""
@@ -113,7 +113,7 @@ def test_the_data_module_feeds_a_backbone_its_pretraining_preprocessing(
     assert overridden.datamodule.interpolation == "nearest"
 
 
-def test_a_network_without_pretraining_asks_for_statistics(small_root) -> None:  # noqa: ANN001
+def test_a_network_without_pretraining_asks_for_statistics(small_root) -> None:
     from training.datamodule import MhistDataModule
 
     net = MlpClassifier(input_size=32, hidden_sizes=(4,))

@@ -304,7 +304,7 @@ def test_batch_scoring_keeps_its_rows_when_the_source_fails_half_way(
 
     images = sorted((small_root / "images").iterdir())[:3]
 
-    def failing_source(uri: str):  # noqa: ANN202
+    def failing_source(uri: str):
         yield from ((p.name, p.read_bytes()) for p in images)
         raise errors.ServingError("no_images", f"cannot read {uri}: connection reset")
 

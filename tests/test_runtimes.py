@@ -54,7 +54,7 @@ def test_openvino_runs_the_file_as_onnxruntime_does(vit_files: dict[str, Path], 
     assert np.max(np.abs(candidate.run(["probability"], images)[0] - alone)) <= 1e-6
 
 
-def test_auto_measures_both_runtimes_and_serves_the_faster(model_store: Path, caplog) -> None:  # noqa: ANN001
+def test_auto_measures_both_runtimes_and_serves_the_faster(model_store: Path, caplog) -> None:
     path = model_store / MODEL / FILES["int8"]
     with caplog.at_level(logging.INFO, logger="inference.runtimes"):
         graph = open_graph(path, "auto", 2)

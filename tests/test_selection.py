@@ -51,7 +51,7 @@ class Scripted(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_checkpoint_callback_keeps_the_best_guarded_epoch(tmp_path) -> None:  # noqa: ANN001
+def test_checkpoint_callback_keeps_the_best_guarded_epoch(tmp_path) -> None:
     loader = DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=2)
     checkpoint = GuardedCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
     trainer = cpu_trainer(
@@ -72,7 +72,7 @@ class WatchedData(MhistDataModule):
         return super().test_dataloader()
 
 
-def test_fit_never_reads_the_test_partition(tmp_path, small_root) -> None:  # noqa: ANN001
+def test_fit_never_reads_the_test_partition(tmp_path, small_root) -> None:
     """Checkpoint choice, threshold tuning and early stopping all happen inside fit."""
     data = WatchedData(str(small_root), batch_size=16, num_workers=0, normalization="imagenet")
     model = tiny_classifier(size=224)

@@ -37,7 +37,7 @@ def jpeg(seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def start(store: Path, log: Path, **env: str):  # noqa: ANN201
+def start(store: Path, log: Path, **env: str):
     settings = {
         "MODEL_NAME": MODEL,
         "MODEL_VARIANT": "fp32",
@@ -51,7 +51,7 @@ def start(store: Path, log: Path, **env: str):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("service")
     store = Path(shutil.copytree(model_store, base / "models"))
     server, url = start(store, base / "gunicorn.log")
@@ -59,7 +59,7 @@ def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noq
         yield {"url": url, "store": store, "log": base / "gunicorn.log"}
 
 
-def test_health_ready_metadata_openapi(service) -> None:  # noqa: ANN001
+def test_health_ready_metadata_openapi(service) -> None:
     url = service["url"]
     assert requests.get(f"{url}/health", timeout=10).json() == {"status": "ok"}
     ready = requests.get(f"{url}/ready", timeout=10).json()
@@ -74,7 +74,7 @@ def test_health_ready_metadata_openapi(service) -> None:  # noqa: ANN001
     assert {"/predict", "/predict/batch", "/health", "/ready", "/metadata"} <= set(document["paths"])
 
 
-def test_predict_raw_multipart_and_json_agree(service) -> None:  # noqa: ANN001
+def test_predict_raw_multipart_and_json_agree(service) -> None:
     url, image = service["url"], png(1)
     raw = requests.post(f"{url}/predict", data=image, headers={"Content-Type": "image/png"}, timeout=30)
     multipart = requests.post(f"{url}/predict", files={"image": ("x.png", image, "image/png")}, timeout=30)
@@ -87,7 +87,7 @@ def test_predict_raw_multipart_and_json_agree(service) -> None:  # noqa: ANN001
     assert answer["label"] == ("SSA" if answer["probability"] >= answer["threshold"] else "HP")
 
 
-def test_batch_gives_one_answer_per_image_in_order(service) -> None:  # noqa: ANN001
+def test_batch_gives_one_answer_per_image_in_order(service) -> None:
     url = service["url"]
     images = [png(i) for i in range(3)]
     singles = [
@@ -137,7 +137,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_a_4xx_with_a_code(service, case: str) -> None:  # noqa: ANN001
+def test_bad_input_is_a_4xx_with_a_code(service, case: str) -> None:
     body, content_type, path, status, code = BAD[case]
     response = requests.post(f"{service['url']}{path}", data=body, headers={"Content-Type": content_type}, timeout=30)
     assert response.status_code == status, response.text
@@ -145,7 +145,7 @@ def test_bad_input_is_a_4xx_with_a_code(service, case: str) -> None:  # noqa: AN
     assert "Traceback" not in response.text
 
 
-def test_decompression_bomb_is_refused(service) -> None:  # noqa: ANN001
+def test_decompression_bomb_is_refused(service) -> None:
     buffer = io.BytesIO()
     Image.new("L", (9_000, 9_000)).save(buffer, "PNG")  # 81 Mpx
     response = requests.post(
@@ -155,7 +155,7 @@ def test_decompression_bomb_is_refused(service) -> None:  # noqa: ANN001
     assert response.json()["error"]["code"] == "image_too_large"
 
 
-def test_no_worker_died_after_bad_input(service) -> None:  # noqa: ANN001
+def test_no_worker_died_after_bad_input(service) -> None:
     for case in BAD.values():
         requests.post(f"{service['url']}{case[2]}", data=case[0], headers={"Content-Type": case[1]}, timeout=30)
     ok = requests.post(f"{service['url']}/predict", data=png(9), headers={"Content-Type": "image/png"}, timeout=30)
@@ -166,7 +166,7 @@ def test_no_worker_died_after_bad_input(service) -> None:  # noqa: ANN001
     assert "WORKER TIMEOUT" not in log
 
 
-def test_model_swap_under_load_drops_no_request(service, tmp_path: Path) -> None:  # noqa: ANN001
+def test_model_swap_under_load_drops_no_request(service, tmp_path: Path) -> None:
     url, target = service["url"], service["store"] / MODEL / "model.onnx"
     replacement = target.with_name(".model.onnx.incoming")
     shutil.copy(target, replacement)
@@ -421,7 +421,7 @@ def test_the_last_good_model_serves_across_worker_restarts(model_store: Path, tm
     assert all(entry["model"] == MODEL and "cannot be loaded" in entry["message"] for entry in fallbacks)
 
 
-def test_explain_shows_where_the_evidence_is(service) -> None:  # noqa: ANN001
+def test_explain_shows_where_the_evidence_is(service) -> None:
     """Occlusion on the MLP: the class signal sits in one quarter of the image, and so does most of the
     map's positive mass. Deterministic: the same map twice."""
     from training.demo_data import draw_evidence_image

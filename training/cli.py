@@ -223,7 +223,7 @@ class MhistCLI(LightningCLI):
             }
         )
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:  # noqa: ANN401 - Lightning's ArgsType
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """A mistyped option or value is the user's to fix: one setup error, like every other here, since
         the parser raises instead of printing its whole usage (``exit_on_error`` is off)."""
         try:

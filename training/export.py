@@ -66,7 +66,7 @@ def load_checkpoint(checkpoint: Path, data_root: str | None) -> tuple[MhistClass
         )
     except TrainingSetupError:
         raise
-    except Exception as error:  # noqa: BLE001 - torch and Lightning raise many types for a foreign file
+    except Exception as error:
         first_line = next(iter(str(error).strip().splitlines()), "")
         reason = type(error).__name__ + (f": {first_line}" if 0 < len(first_line) <= 100 else "")
         raise TrainingSetupError(f"{checkpoint} is not a checkpoint written by training/fit.py ({reason})") from error

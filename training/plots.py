@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
 
-from inference import metrics  # noqa: E402
-from training.thresholds import operating_points  # noqa: E402
+from inference import metrics
+from training.thresholds import operating_points
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
