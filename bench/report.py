@@ -44,6 +44,7 @@ from bench.common import (
     training_cells,
 )
 from inference.predictor import FILES
+from inference.store_files import MODEL_FILES
 from inference.tracking import DEFAULT_STORE, sqlite_path, unreadable_store
 from training.errors import out_of_range
 
@@ -193,7 +194,7 @@ def quality_section(runs: list[dict], out: Path, looked_in: str) -> Section:
              r["metrics"]["threshold"],
              "yes" if r["int8_servable"] else "no", r["int8_auroc_drop"] if r["int8_auroc_drop"] is not None else "-",
              f"{r['int8_label_agreement']:.1%}" if r.get("int8_label_agreement") is not None else "-",
-             r["size_mb"].get("model.onnx", float("nan")), r["size_mb"].get("model.int8.onnx", float("nan")))
+             *(r["size_mb"].get(MODEL_FILES[p], float("nan")) for p in ("fp32", "int8")))
             for r in runs]  # fmt: skip
     section.tables.append((headers, rows))
     section.text.append("Read these beside the data they came from: a run on the generated demo data says the "

@@ -16,9 +16,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from inference.store_files import STORE_FILES
+
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
-ALLOWED_FILES = ("model.onnx", "model.int8.onnx", "card.json")
+ALLOWED_FILES = STORE_FILES
 
 
 def target_for(key: str, root: Path, prefix: str) -> Path | None:

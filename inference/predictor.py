@@ -28,11 +28,12 @@ from inference.limits import Limits
 from inference.preprocessing import Interpolation, load, open_image, to_input
 from inference.runtimes import Graph, Runtime, open_graph
 from inference.screening import tissue_problem
+from inference.store_files import MODEL_FILES
 
 log = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
 REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+FILES = MODEL_FILES
 STATIC_INT8 = "static"  # the metadata's ``quantization`` when activation scales were fixed at export
 OOD_REASON = "unlike the training images (its features are farther from them than the guard's cut-off)"
 

@@ -21,9 +21,10 @@ import tempfile
 from pathlib import Path
 
 from inference.errors import unwritable_reason
+from inference.store_files import CARD_FILE, MODEL_FILES, STORE_FILES
 from inference.tracking import DEFAULT_STORE, unreadable_store
 
-FILES = ("model.onnx", "model.int8.onnx", "card.json")
+FILES = STORE_FILES
 
 
 def latest_run(client, model_name: str, experiment: str) -> str:
@@ -46,7 +47,7 @@ def install(source: Path, store: Path) -> Path:
     """Copy ``source/{model.onnx, model.int8.onnx, card.json}`` into ``store/<model_name>/``. Every file
     is copied under a temporary name before any is renamed into place, and a file the new run lacks is
     removed: a service never loads one run's fp32 beside another's int8, even when a copy fails."""
-    card = json.loads((source / "card.json").read_text())
+    card = json.loads((source / CARD_FILE).read_text())
     target = store / card["model_name"]
     staged: list[tuple[str, str]] = []
     try:
@@ -81,7 +82,7 @@ def upload(source: Path, destination: str, s3: object | None = None) -> str:
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    card = json.loads((source / "card.json").read_text())
+    card = json.loads((source / CARD_FILE).read_text())
     bucket, _, prefix = destination.removeprefix("s3://").partition("/")
     key_prefix = f"{prefix.strip('/')}/{card['model_name']}/".lstrip("/")
     try:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> Path | str:
         run_id = args.run_id or latest_run(client, args.latest, args.experiment)
         with tempfile.TemporaryDirectory() as tmp:
             source = Path(client.download_artifacts(run_id, "model", tmp))
-            if not (source / "model.onnx").is_file():
+            if not (source / MODEL_FILES["fp32"]).is_file():
                 sys.exit(f"error: run {run_id} has no model/model.onnx artifact")
             target = upload(source, args.to) if args.to.startswith("s3://") else install(source, Path(args.to))
     except MlflowException as error:

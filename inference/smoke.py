@@ -19,9 +19,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.annotations import CLASS_NAMES
+
 SMOKE_IMAGE = Path(__file__).with_name("smoke.png")  # a synthetic demo image, not patient data
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
-LABELS = ("HP", "SSA")
+LABELS = CLASS_NAMES
 
 
 @dataclass(frozen=True)

@@ -407,7 +407,14 @@ class EfsSync(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="inference.efs_sync.handler",
             code=lambda_.Code.from_asset(
-                str(REPO), exclude=["*", "!inference", "!inference/efs_sync.py", "!inference/__init__.py"]
+                str(REPO),
+                exclude=[
+                    "*",
+                    "!inference",
+                    "!inference/efs_sync.py",
+                    "!inference/store_files.py",
+                    "!inference/__init__.py",
+                ],
             ),
             memory_size=1024,
             timeout=Duration.minutes(5),

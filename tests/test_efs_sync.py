@@ -20,9 +20,16 @@ MODEL = "mlp-64-32"
 
 def event(bucket: str, *keys: str, name: str = "ObjectCreated:Put") -> dict:
     """An S3 notification as AWS sends it (keys URL-encoded)."""
-    return {"Records": [{"eventSource": "aws:s3", "eventName": name,
-                         "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(k)}}}
-                        for k in keys]}  # fmt: skip
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": name,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(k)}},
+            }
+            for k in keys
+        ]
+    }
 
 
 @pytest.fixture
@@ -38,13 +45,19 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_only_serving_model_files_map_to_the_store(tmp_path: Path) -> None:
     assert target_for("serving/vit/model.onnx", tmp_path, "serving/") == tmp_path / "vit" / "model.onnx"
-    for key in ("mlflow/1/abc/artifacts/model/model.onnx", "serving/vit/notes.txt", "serving/model.onnx",
-                "serving/../model.onnx", "serving/a/b/model.onnx"):  # fmt: skip
+    for key in (
+        "mlflow/1/abc/artifacts/model/model.onnx",
+        "serving/vit/notes.txt",
+        "serving/model.onnx",
+        "serving/../model.onnx",
+        "serving/a/b/model.onnx",
+    ):
         assert target_for(key, tmp_path, "serving/") is None
 
 
-def test_publish_then_sync_puts_a_loadable_model_on_the_store(s3, model_store: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_publish_then_sync_puts_a_loadable_model_on_the_store(
+    s3, model_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     destination = upload(model_store / MODEL, "s3://artifacts/serving", s3)
     assert destination == f"s3://artifacts/serving/{MODEL}/"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"])
@@ -90,8 +103,9 @@ def test_a_replacement_is_renamed_into_place(s3, model_store: Path, tmp_path: Pa
     assert second.stat().st_mode & 0o777 == 0o644
 
 
-def test_a_run_without_int8_removes_the_previous_int8_from_s3_and_the_store(s3, model_store: Path,
-                                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_a_run_without_int8_removes_the_previous_int8_from_s3_and_the_store(
+    s3, model_store: Path, tmp_path: Path
+) -> None:
     """The previous run's int8 stayed beside a new run's fp32, and ``auto`` serves int8."""
     import shutil
 
@@ -123,7 +137,33 @@ def test_events_out_of_order_leave_the_store_as_the_bucket_is(s3, model_store: P
     late_removed = sync_records(event("artifacts", key, name="ObjectRemoved:Delete")["Records"], s3, efs, "serving/")
     assert late_removed["written"] == [efs / MODEL / "model.int8.onnx"]
     assert Predictor.load(efs / MODEL / "model.int8.onnx").name == MODEL
-    never = sync_records(event("artifacts", "serving/never-synced/model.onnx", name="ObjectRemoved:Delete")["Records"],
-                         s3, efs, "serving/")  # fmt: skip
+    never = sync_records(
+        event("artifacts", "serving/never-synced/model.onnx", name="ObjectRemoved:Delete")["Records"],
+        s3,
+        efs,
+        "serving/",
+    )
     assert never["removed"] == [efs / "never-synced" / "model.onnx"]
     assert not (efs / "never-synced").exists()  # no empty model folder made for it
+
+
+def test_the_sync_functions_asset_holds_what_it_imports(stack_template: tuple) -> None:
+    """The function's code is a folder of the repo cut down by the asset's excludes; a module it imports
+    but the excludes leave out would fail only in AWS, at its first event. Imported here from the
+    staged asset alone (python -I: no repo, no PYTHONPATH), with boto3 as the Lambda runtime has it."""
+    import subprocess
+    import sys
+
+    stack, template = stack_template
+    (function,) = [
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "inference.efs_sync.handler"
+    ]
+    asset = Path(stack.node.root.outdir) / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*.py"))
+    assert files == ["inference/__init__.py", "inference/efs_sync.py", "inference/store_files.py"]
+    code = f"import sys; sys.path.insert(0, {str(asset)!r}); import inference.efs_sync as m; print(m.ALLOWED_FILES)"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "model.int8.onnx" in done.stdout

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from inference.explain import explain
 from inference.metrics import INTERVAL_METRICS, binary_metrics, bootstrap_intervals, metrics_by_agreement
 from inference.predictor import STATIC_INT8, Predictor
+from inference.store_files import CARD_FILE, MODEL_FILES
 from training import calibration, cards, ood, plots
 from training import onnx_export as ox
 from training.classifier import MhistClassifier
@@ -130,9 +131,9 @@ def export_checkpoint(
     temperature, bias = calibration.fit_calibration(raw_val["logits"], val_targets)
     calibrated_val = calibration.calibrated(raw_val["logits"], temperature, bias)
     threshold = module.tune_threshold(calibrated_val, val_targets)
-    fp32_path = ox.export_onnx(net, model_dir / "model.onnx", size, calibration=(temperature, bias), ood=guard)
+    fp32_path = ox.export_onnx(net, model_dir / MODEL_FILES["fp32"], size, calibration=(temperature, bias), ood=guard)
     scales_from = _calibration_images(data.reference_dataloader().dataset)
-    int8_path = ox.quantize_int8(fp32_path, model_dir / "model.int8.onnx", scales_from)
+    int8_path = ox.quantize_int8(fp32_path, model_dir / MODEL_FILES["int8"], scales_from)
     sessions = {"fp32": ox.session(fp32_path), "int8": ox.session(int8_path)}
 
     val, _ = _outputs(data.val_dataloader(), sessions)
@@ -196,7 +197,7 @@ def export_checkpoint(
     ox.write_metadata(fp32_path, {**fp32_meta, "card": summary})
     ox.write_metadata(int8_path, {**int8_meta, "card": summary})
     card["files"] = {p.name: {"bytes": p.stat().st_size} for p in (fp32_path, int8_path)}
-    (model_dir / "card.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+    (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
 
     name = module.model_name
     splits = {"validation": (val["fp32"], val_targets), "test": (test["fp32"], test_targets)}

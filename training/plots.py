@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from inference import metrics
+from inference.annotations import CLASS_NAMES
 from training.thresholds import operating_points
 
 
@@ -85,7 +86,7 @@ def confusion_matrix(probs: np.ndarray, targets: np.ndarray, threshold: float, t
     ax.imshow(matrix, cmap="Blues")
     for (t, p), count in np.ndenumerate(matrix):
         ax.text(p, t, str(count), ha="center", va="center", fontsize=16, color="black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["HP", "SSA"], yticklabels=["HP", "SSA"])
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES)
     ax.set(xlabel="predicted", ylabel="true", title=f"{title}\nthreshold {threshold:.3f}")
     return _save(fig, path)
 
