@@ -14,6 +14,7 @@ import csv
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from tqdm import tqdm
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output", type=Path, help="CSV to write")
     parser.add_argument("--model-root", type=Path, required=True)
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--variant", choices=("auto", "fp32", "int8"), default="auto")
+    parser.add_argument("--variant", choices=get_args(Variant), default="auto")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     if args.batch_size < 1:

@@ -1,91 +1,85 @@
-"""The serving settings read from the environment, every bad value refused at once by name.
+"""The serving settings read from the environment: pydantic models over it, every bad value refused at
+once by name.
 
-Standard library only: the gunicorn arbiter checks them before it forks a worker (it must never
-import onnxruntime, see ``inference.cores``), so a bad value stops the service with one line
-instead of a worker traceback, and the Lambda's init phase fails the same way.
+No onnxruntime here: the gunicorn arbiter checks them before it forks a worker (it must never import
+onnxruntime, see ``inference.cores``), so a bad value stops the service with one line instead of a
+worker traceback, and the Lambda's init phase fails the same way. The models validate a mapping
+(``os.environ`` at the edges, a dict in tests); unset or empty is the default, as docker-compose
+passes an unset variable as an empty one.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from inference.limits import Limits
 
-VARIANTS = ("auto", "fp32", "int8")
+Variant = Literal["auto", "fp32", "int8"]  # which file of the model: auto takes int8 where its gate passed
 Runtime = Literal["auto", "onnxruntime", "openvino"]  # what runs the graph (inference/runtimes.py)
-RUNTIMES: tuple[str, ...] = get_args(Runtime)
-WHOLE = "a whole number of at least 1"
+Seconds = Annotated[float, Field(ge=0)]
 
 
 class SettingError(ValueError):
     """Environment variables with values the service cannot use; the message names each one."""
 
 
-def serving_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """``MODEL_ROOT``, ``MODEL_NAME``, ``MODEL_VARIANT``, ``MODEL_RUNTIME``, ``INFERENCE_WORKERS``, the
-    request limits, request batching (``BATCH_WAIT_MS``, ``BATCH_MAX_IMAGES``),
-    ``MODEL_RELOAD_CHECK_SECONDS`` and ``MODEL_CACHE`` (where the last model that loaded is kept) as
-    plain values; unset or empty is the default."""
-    problems: list[str] = []
-    default = Limits()
-
-    def read(name: str, default: object, parse: Callable[[str], Any], rule: str) -> Any:
-        text = env.get(name) or str(default)
-        if (value := parse(text)) is None:
-            problems.append(f"{name}={text!r}: expected {rule}")
-        return value
-
-    settings = {
-        "model_root": env.get("MODEL_ROOT") or "models",
-        "model_name": env.get("MODEL_NAME") or "vit_base_patch16_224",
-        "variant": read("MODEL_VARIANT", "auto", _one_of(VARIANTS), f"one of {', '.join(VARIANTS)}"),
-        "runtime": read("MODEL_RUNTIME", "auto", _one_of(RUNTIMES), f"one of {', '.join(RUNTIMES)}"),
-        "workers": read("INFERENCE_WORKERS", 1, _whole, WHOLE),
-        "max_bytes": read("MAX_IMAGE_BYTES", default.max_bytes, _whole, WHOLE),
-        "max_batch": read("MAX_BATCH", default.max_batch, _whole, WHOLE),
-        "max_pixels": read("MAX_IMAGE_PIXELS", default.max_pixels, _whole, WHOLE),
-        "max_request_bytes": read("MAX_REQUEST_BYTES", default.max_request_bytes, _whole, WHOLE),
-        "max_request_pixels": read("MAX_REQUEST_PIXELS", default.max_request_pixels, _whole, WHOLE),
-        "batch_wait_ms": read("BATCH_WAIT_MS", 0, _milliseconds, "a number of milliseconds from 0 (off) to 1000"),
-        "batch_max_images": read("BATCH_MAX_IMAGES", 8, _whole, WHOLE),
-        "reload_check_seconds": read("MODEL_RELOAD_CHECK_SECONDS", 1.0, _seconds, "a number of seconds >= 0"),
-        "model_cache": env.get("MODEL_CACHE") or str(Path(tempfile.gettempdir()) / "mhist-last-good"),
-    }
-    if settings["runtime"] == "openvino" and importlib.util.find_spec("openvino") is None:
-        problems.append("MODEL_RUNTIME='openvino': OpenVINO is not installed here (requirements/server.txt has it)")
-    if problems:
-        raise SettingError("; ".join(problems))
-    return settings
+def _one_line(error: ValidationError) -> str:
+    """``NAME='value': what is wrong`` for each refused variable, joined by ``; ``."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        if detail["type"] == "value_error":  # a check across settings, already worded by name
+            problems.append(str(detail["ctx"]["error"]))
+        else:
+            problems.append(f"{'.'.join(map(str, detail['loc']))}={detail['input']!r}: {detail['msg']}")
+    return "; ".join(problems)
 
 
-def whole_number(env: Mapping[str, str], name: str, default: int) -> int:
-    """One positive whole number (gunicorn's layout and timeout); unset or empty is the default."""
-    text = env.get(name) or str(default)
-    if (value := _whole(text)) is None:
-        raise SettingError(f"{name}={text!r}: expected {WHOLE}")
-    return value
+class EnvironmentSettings(BaseModel):
+    """Settings whose field aliases are environment variable names."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> Self:
+        try:
+            return cls.model_validate({name: value for name, value in env.items() if value != ""})
+        except ValidationError as error:
+            raise SettingError(_one_line(error)) from None
 
 
-def _whole(text: str) -> int | None:
-    return int(text) if text.isdigit() and int(text) >= 1 else None
+class ServingSettings(EnvironmentSettings):
+    """What both front doors read: the model, its runtime, the request limits, request batching,
+    reloads and where the last model that loaded is kept."""
 
+    model_root: Path = Field(Path("models"), alias="MODEL_ROOT")
+    model_name: str = Field("vit_base_patch16_224", alias="MODEL_NAME")
+    variant: Variant = Field("auto", alias="MODEL_VARIANT")
+    runtime: Runtime = Field("auto", alias="MODEL_RUNTIME")
+    workers: PositiveInt = Field(1, alias="INFERENCE_WORKERS")
+    max_bytes: PositiveInt = Field(Limits.max_bytes, alias="MAX_IMAGE_BYTES")
+    max_batch: PositiveInt = Field(Limits.max_batch, alias="MAX_BATCH")
+    max_pixels: PositiveInt = Field(Limits.max_pixels, alias="MAX_IMAGE_PIXELS")
+    max_request_bytes: PositiveInt = Field(Limits.max_request_bytes, alias="MAX_REQUEST_BYTES")
+    max_request_pixels: PositiveInt = Field(Limits.max_request_pixels, alias="MAX_REQUEST_PIXELS")
+    batch_wait_ms: float = Field(0.0, ge=0, le=1000, alias="BATCH_WAIT_MS")  # 0: no gathering
+    batch_max_images: PositiveInt = Field(8, alias="BATCH_MAX_IMAGES")
+    reload_check_seconds: Seconds = Field(1.0, alias="MODEL_RELOAD_CHECK_SECONDS")
+    model_cache: Path = Field(Path(tempfile.gettempdir()) / "mhist-last-good", alias="MODEL_CACHE")
 
-def _seconds(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
+    @model_validator(mode="after")
+    def _runtime_is_installed(self) -> Self:
+        if self.runtime == "openvino" and importlib.util.find_spec("openvino") is None:
+            raise ValueError(
+                "MODEL_RUNTIME='openvino': OpenVINO is not installed here (requirements/server.txt has it)"
+            )
+        return self
 
-
-def _milliseconds(text: str) -> float | None:
-    value = _seconds(text)
-    return value if value is not None and value <= 1000 else None
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
-    return lambda text: text if text in choices else None
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_bytes, self.max_batch, self.max_pixels, self.max_request_bytes, self.max_request_pixels)

@@ -9,20 +9,29 @@ pools do not survive a fork. Nor does its import: this file, read by the arbiter
 
 import os
 
+from pydantic import Field, PositiveInt
+
 from inference.cores import DEFAULT_THREADS, default_workers  # no onnxruntime in the arbiter
-from inference.environment import SettingError, serving_settings, whole_number
+from inference.environment import ServingSettings, SettingError
+
+
+class GunicornSettings(ServingSettings):
+    """The process layout besides the serving settings; ``None``: from the cores and request batching."""
+
+    web_concurrency: PositiveInt | None = Field(None, alias="WEB_CONCURRENCY")
+    gunicorn_threads: PositiveInt | None = Field(None, alias="GUNICORN_THREADS")
+    gunicorn_timeout: PositiveInt = Field(60, alias="GUNICORN_TIMEOUT")  # a cold model load must fit inside
+
 
 try:  # every setting is checked here, before a fork: a worker that fails to boot shows a traceback
-    settings = serving_settings(os.environ)
-    workers = whole_number(os.environ, "WEB_CONCURRENCY", default_workers())
-    # with request batching, a thread per image of a gathered run: requests wait together, not in the socket queue
-    gathers = settings["batch_wait_ms"] > 0
-    threads = whole_number(os.environ, "GUNICORN_THREADS", settings["batch_max_images"] if gathers else DEFAULT_THREADS)
-    timeout = whole_number(os.environ, "GUNICORN_TIMEOUT", 60)  # a cold model load must fit inside
-    os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
-    serving_settings(os.environ)
+    settings = GunicornSettings.read(os.environ)
 except SettingError as error:
     raise SystemExit(str(error)) from None
+workers = settings.web_concurrency or default_workers()
+# with request batching, a thread per image of a gathered run: requests wait together, not in the socket queue
+threads = settings.gunicorn_threads or (settings.batch_max_images if settings.batch_wait_ms > 0 else DEFAULT_THREADS)
+timeout = settings.gunicorn_timeout
+os.environ.setdefault("INFERENCE_WORKERS", str(workers))  # the predictor divides the cores by this
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
 wsgi_app = "inference.server:create_app()"

@@ -7,8 +7,7 @@ before any image is decoded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 MIB = 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # JSON keys, multipart headers and boundaries around the image
@@ -21,11 +20,6 @@ class Limits:
     max_pixels: int = 25_000_000  # one image, decoded: 5,000 x 5,000
     max_request_bytes: int = 64 * MIB  # a batch's whole body
     max_request_pixels: int = 64_000_000  # a request's images together, decoded
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, object]) -> Limits:
-        """From ``inference.environment.serving_settings``, which names its values as these fields."""
-        return cls(**{f.name: settings[f.name] for f in fields(cls)})
 
     def body_limit(self, *, batch: bool) -> int:
         """The largest body a route reads: one image as base64 in JSON (4/3 of its bytes), or a batch."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +24,7 @@ from PIL import Image
 from inference import errors
 from inference.batching import Batching, Gatherer
 from inference.cores import available_cpus
+from inference.environment import Variant
 from inference.limits import Limits
 from inference.preprocessing import Interpolation, load, open_image, to_input
 from inference.runtimes import Graph, Runtime, open_graph
@@ -31,7 +32,6 @@ from inference.screening import tissue_problem
 from inference.store_files import MODEL_FILES
 
 log = logging.getLogger(__name__)
-Variant = Literal["auto", "fp32", "int8"]
 REQUIRED_METADATA = ("model_name", "threshold", "mean", "std", "input_size", "positive_class", "negative_class")
 FILES = MODEL_FILES
 STATIC_INT8 = "static"  # the metadata's ``quantization`` when activation scales were fixed at export

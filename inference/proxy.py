@@ -21,10 +21,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inference.environment import SettingError, serving_settings, whole_number
+from pydantic import Field, PositiveInt
+
+from inference.environment import ServingSettings, SettingError
 from inference.limits import Limits
 
 TIMEOUT_S = 10  # a client's headers, and each read of its body, must arrive within this (PROXY_TIMEOUT_S)
+
+
+class ProxySettings(ServingSettings):
+    """nginx takes the service's own limits, and its timeout for a slow client."""
+
+    proxy_timeout_s: PositiveInt = Field(TIMEOUT_S, alias="PROXY_TIMEOUT_S")
+
+
 # (status nginx answers, status the client gets, code, message): nginx's own refusals, as the API's JSON
 REFUSALS = [
     (400, 400, "bad_request", "the request is not valid HTTP"),
@@ -93,18 +103,11 @@ http {{
 
 
 def main() -> None:
-    problems = []  # every bad value named at once, as gunicorn_conf.py does
     try:
-        settings = serving_settings(os.environ)
+        settings = ProxySettings.read(os.environ)
     except SettingError as error:
-        problems.append(str(error))
-    try:
-        timeout_s = whole_number(os.environ, "PROXY_TIMEOUT_S", TIMEOUT_S)
-    except SettingError as error:
-        problems.append(str(error))
-    if problems:
-        raise SystemExit(f"error: {'; '.join(problems)}")
-    limits = Limits.from_settings(settings)
+        raise SystemExit(f"error: {error}") from None
+    limits, timeout_s = settings.limits, settings.proxy_timeout_s
     prefix = Path(os.environ.get("PROXY_PREFIX") or tempfile.mkdtemp(prefix="mhist-nginx-"))
     user = "nobody nogroup" if os.geteuid() == 0 else None  # nginx's workers drop root; its folders are theirs
     for folder in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):

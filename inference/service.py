@@ -20,7 +20,7 @@ from pathlib import Path
 from inference import errors, logs
 from inference.batching import Batching
 from inference.cores import session_threads
-from inference.environment import serving_settings
+from inference.environment import ServingSettings
 from inference.limits import Limits
 from inference.predictor import Predictor, Variant, resolve_model_path
 from inference.runtimes import Runtime
@@ -43,17 +43,17 @@ class ServingConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServingConfig:
         """Read once, at the edge (the app factory, the Lambda module); bad values raise ``SettingError``."""
-        settings = serving_settings(env)
+        settings = ServingSettings.read(env)
         return cls(
-            model_root=Path(settings["model_root"]),
-            model_name=settings["model_name"],
-            variant=settings["variant"],
-            runtime=settings["runtime"],
-            workers=settings["workers"],
-            limits=Limits.from_settings(settings),
-            batching=Batching(settings["batch_wait_ms"], settings["batch_max_images"]),
-            reload_check_seconds=settings["reload_check_seconds"],
-            model_cache=Path(settings["model_cache"]),
+            model_root=settings.model_root,
+            model_name=settings.model_name,
+            variant=settings.variant,
+            runtime=settings.runtime,
+            workers=settings.workers,
+            limits=settings.limits,
+            batching=Batching(settings.batch_wait_ms, settings.batch_max_images),
+            reload_check_seconds=settings.reload_check_seconds,
+            model_cache=settings.model_cache,
         )
 
     @property

@@ -150,6 +150,6 @@ def test_a_bad_setting_stops_the_proxy_in_one_line() -> None:
         [sys.executable, "-m", "inference.proxy"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
-    assert "MAX_BATCH='0': expected a whole number of at least 1" in result.stderr
-    assert "PROXY_TIMEOUT_S='ten': expected a whole number of at least 1" in result.stderr
+    assert "MAX_BATCH='0': Input should be greater than 0" in result.stderr
+    assert "PROXY_TIMEOUT_S='ten': Input should be a valid integer" in result.stderr
     assert "Traceback" not in result.stderr

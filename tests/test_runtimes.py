@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.common import sample_png
-from inference.environment import SettingError, serving_settings
+from inference.environment import ServingSettings, SettingError
 from inference.predictor import FILES, Predictor
 from inference.runtimes import AGREEMENT_ATOL, OnnxRuntimeGraph, OpenVinoGraph, agreement_atol, open_graph
 from training import onnx_export as ox
@@ -74,13 +74,13 @@ def test_auto_measures_both_runtimes_and_serves_the_faster(model_store: Path, ca
 
 def test_a_runtime_that_is_not_there_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Lambda image has no OpenVINO: asking for it by name stops the process at its settings."""
-    with pytest.raises(SettingError, match="MODEL_RUNTIME='tensorrt': expected one of auto, onnxruntime, openvino"):
-        serving_settings({"MODEL_RUNTIME": "tensorrt"})
+    with pytest.raises(SettingError, match="^MODEL_RUNTIME='tensorrt': Input should be 'auto', 'onnxruntime' or"):
+        ServingSettings.read({"MODEL_RUNTIME": "tensorrt"})
     monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])  # as in the Lambda image
     monkeypatch.delitem(sys.modules, "openvino", raising=False)
     with pytest.raises(SettingError, match="MODEL_RUNTIME='openvino': OpenVINO is not installed here"):
-        serving_settings({"MODEL_RUNTIME": "openvino"})
-    assert serving_settings({})["runtime"] == "auto"
+        ServingSettings.read({"MODEL_RUNTIME": "openvino"})
+    assert ServingSettings.read({}).runtime == "auto"
 
 
 def test_openvino_sends_no_telemetry(model_store: Path, tmp_path: Path) -> None:

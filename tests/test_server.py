@@ -269,31 +269,27 @@ def test_the_arbiter_never_imports_onnxruntime() -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "message"),
+    "settings",
     [
-        ({"GUNICORN_THREADS": "two"}, "GUNICORN_THREADS='two': expected a whole number of at least 1"),
-        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY='0': expected a whole number of at least 1"),
-        ({"GUNICORN_TIMEOUT": "1m"}, "GUNICORN_TIMEOUT='1m': expected a whole number of at least 1"),
-        (
-            {"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
-            "MODEL_VARIANT='int4': expected one of auto, fp32, int8; MAX_BATCH='-1': expected a whole number",
-        ),
-        (
-            {"BATCH_WAIT_MS": "5s", "BATCH_MAX_IMAGES": "0"},
-            "BATCH_WAIT_MS='5s': expected a number of milliseconds from 0 (off) to 1000; BATCH_MAX_IMAGES='0'",
-        ),
+        {"GUNICORN_THREADS": "two"},
+        {"WEB_CONCURRENCY": "0"},
+        {"GUNICORN_TIMEOUT": "1m"},
+        {"MODEL_VARIANT": "int4", "MAX_BATCH": "-1"},  # the worker's settings too, all at once, before a fork
+        {"BATCH_WAIT_MS": "5s", "BATCH_MAX_IMAGES": "0"},
+        {"BATCH_WAIT_MS": "1001"},
     ],
 )
-def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: dict, message: str) -> None:
+def test_a_bad_setting_stops_gunicorn_with_its_name(tmp_path: Path, settings: dict) -> None:
     command, environment = gunicorn_launch(tmp_path, free_port(), **settings)
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert message in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "=" in line and "'" in line]
+    assert [problem.split(":")[0] for problem in line.split("; ")] == [f"{k}={v!r}" for k, v in settings.items()]
     assert "Traceback" not in result.stderr
 
 
 def test_serving_settings_default_and_build_the_config() -> None:
-    from inference.environment import SettingError, serving_settings
+    from inference.environment import ServingSettings, SettingError
     from inference.service import ServingConfig
 
     config = ServingConfig.from_env({"MODEL_ROOT": "/efs/models", "MAX_BATCH": "8", "MODEL_RELOAD_CHECK_SECONDS": "0"})
@@ -303,12 +299,12 @@ def test_serving_settings_default_and_build_the_config() -> None:
         "auto",
     )
     assert (config.limits.max_batch, config.limits.max_bytes, config.reload_check_seconds) == (8, 10 * 1024 * 1024, 0.0)
-    assert serving_settings({"MAX_BATCH": ""})["max_batch"] == 32  # empty is unset, as docker-compose passes it
+    assert ServingSettings.read({"MAX_BATCH": ""}).max_batch == 32  # empty is unset, as docker-compose passes it
     assert (config.runtime, config.batching.wait_ms, config.batching.max_images) == ("auto", 0.0, 8)  # the Lambda's
     batched = ServingConfig.from_env({"BATCH_WAIT_MS": "2.5", "BATCH_MAX_IMAGES": "4", "MODEL_RUNTIME": "onnxruntime"})
     assert (batched.runtime, batched.batching.wait_ms, batched.batching.max_images) == ("onnxruntime", 2.5, 4)
-    with pytest.raises(SettingError, match=r"^MODEL_RELOAD_CHECK_SECONDS='-1': expected a number of seconds >= 0$"):
-        serving_settings({"MODEL_RELOAD_CHECK_SECONDS": "-1"})
+    with pytest.raises(SettingError, match=r"^MODEL_RELOAD_CHECK_SECONDS='-1': Input should be greater than or equal"):
+        ServingSettings.read({"MODEL_RELOAD_CHECK_SECONDS": "-1"})
 
 
 def test_base64_wrapped_as_gnu_base64_prints_it_is_accepted(service: dict) -> None:
