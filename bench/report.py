@@ -46,7 +46,6 @@ from bench.common import (
 from inference.predictor import FILES
 from inference.store_files import MODEL_FILES
 from inference.tracking import DEFAULT_STORE, sqlite_path, unreadable_store
-from training.errors import out_of_range
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
@@ -68,12 +67,13 @@ class Prices:
     def problems(self) -> list[str]:
         """Values no cost can come from; each named as its flag."""
         memory, fraction = self.lambda_memory_mb, self.cold_start_fraction
-        return out_of_range([
+        checks = [
             *((flag(f.name), getattr(self, f.name), getattr(self, f.name) >= 0, "at least 0")
               for f in fields(self) if "usd" in f.name),
             (flag("lambda_memory_mb"), memory, 128 <= memory <= 10240, "128..10240, as Lambda allows"),
             (flag("cold_start_fraction"), fraction, 0 <= fraction <= 1, "a fraction, 0..1"),
-        ])  # fmt: skip
+        ]  # fmt: skip
+        return [f"{name} must be {rule}, got {value}" for name, value, ok, rule in checks if not ok]
 
 
 def flag(name: str) -> str:

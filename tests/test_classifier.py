@@ -31,20 +31,6 @@ def test_a_net_built_in_python_is_not_a_hyperparameter_and_not_warned_about(recw
     assert not [w for w in recwarn if "instance of `nn.Module`" in str(w.message)]
 
 
-def test_out_of_range_settings_are_refused_together_before_a_fit() -> None:
-    """The optimizer refused a negative lr with a traceback, and the threshold tuning a
-    target_sensitivity above 1 only after the first epoch."""
-    net = MlpClassifier(input_size=8, hidden_sizes=(4,))
-    with pytest.raises(TrainingSetupError) as refused:
-        MhistClassifier(net, lr=-1.0, target_sensitivity=1.5, pos_weight=0.0, f_beta=2.0)
-    assert str(refused.value) == (
-        "model: lr must be positive, got -1.0; pos_weight must be positive, got 0.0; "
-        "target_sensitivity must be in (0, 1], got 1.5"
-    )
-    MhistClassifier(net, pos_weight=None)  # no weight, and "auto", are not numbers to check
-    MhistClassifier(net, pos_weight="auto", momentum=0.0, weight_decay=0.0)
-
-
 def test_an_image_size_the_network_does_not_take_is_refused_before_the_first_step(tmp_path, small_root) -> None:
     data = MhistDataModule(str(small_root), batch_size=16, num_workers=0, input_size=64, normalization="imagenet")
     model = MhistClassifier(MlpClassifier(input_size=32, hidden_sizes=(4,)), pos_weight=2.0)

@@ -9,7 +9,6 @@ from PIL import Image
 from torch.utils.data import WeightedRandomSampler
 
 from training.datamodule import MhistDataModule, stratified_split
-from training.errors import TrainingSetupError
 from training.mhist import MhistFolderError, read_annotations
 from training.transforms import IMAGENET_MEAN
 
@@ -146,11 +145,6 @@ def test_missing_and_undecodable_images_are_listed_at_once(small_copy: Path) -> 
     assert "demo_00007.png cannot be decoded" in message
 
 
-def test_bad_val_fraction_is_named(small_root: Path) -> None:
-    with pytest.raises(ValueError, match="val_fraction must be between 0 and 1, got 1.5"):
-        make(small_root, val_fraction=1.5)
-
-
 def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
     from training.demo_data import main
 
@@ -168,10 +162,3 @@ def test_demo_data_command_writes_a_readable_set_and_refuses_bad_arguments(tmp_p
         main([str(tmp_path / "empty"), "--n-test", "0"])
     assert "--n-test 0: a partition needs at least one image" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
-
-
-def test_out_of_range_loader_settings_are_refused_together(small_root: Path) -> None:
-    with pytest.raises(
-        TrainingSetupError, match=r"^data: batch_size must be at least 1, got 0; num_workers must be >= 0"
-    ):
-        MhistDataModule(str(small_root), batch_size=0, num_workers=-1)

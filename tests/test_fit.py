@@ -222,12 +222,21 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         (["--data.root", "/no/such/mhist"], "error: data.root: MHIST folder /no/such/mhist does not exist"),
         (["--resume", "0123456789abcdef"], "error: --resume: no MLflow run 0123456789abcdef"),
         (["--config", "demo-mpl.yaml"], "error: config demo-mpl.yaml is neither a file nor one of"),
-        (["--trainer.max_epochs", "0"], "error: trainer: max_epochs must be at least 1, or -1 for no limit, got 0"),
+        (["--trainer.max_epochs", "0"], "error: trainer.max_epochs must be at least 1, or -1 for no limit, got 0"),
+        # the constructors' bounds are their argument types: LightningCLI refuses a value by its key
+        (["--model.lr", "-1"], "error: model.lr: Input should be greater than 0, got '-1'"),
+        (["--model.target_sensitivity", "1.5"], "error: model.target_sensitivity: Input should be less than or equal"),
+        (["--model.pos_weight", "0"], "error: model.pos_weight: "),
+        (["--data.batch_size", "0"], "error: data.batch_size: Input should be greater than 0, got '0'"),
+        (["--data.val_fraction", "1"], "error: data.val_fraction: Input should be less than 1, got '1'"),
+        (["--model.net.init_args.dropout", "1.5"], "error: model.net.dropout: Input should be less than 1, got '1.5'"),
+        (["--model.net.init_args.hidden_sizes", "[4, 0]"], "error: model.net.hidden_sizes: Input should be greater"),
+        (["--finetuning.unfreeze_lr", "0"], "error: finetuning.unfreeze_lr: Input should be greater than 0, got '0'"),
         (["--trainer.logger", "false"], "error: trainer.logger is false: fit.py logs each run"),
         (["--model.lrr", "5"], "error: unrecognized arguments: --model.lrr 5"),  # after ~100 lines of usage before
         (
             ["--trainer.strategy", "ddp_nonsense"],
-            "error: the configuration was refused: You selected an invalid strategy name: `strategy='ddp_nonsense'`",
+            "error: trainer: You selected an invalid strategy name: `strategy='ddp_nonsense'`",
         ),
         pytest.param(
             ["--trainer.accelerator", "gpu"],

@@ -5,8 +5,6 @@ injected (``training.networks``); facts that come from the data (class balance, 
 are adopted in ``setup`` and kept in buffers, so a checkpoint carries everything export needs.
 """
 
-from __future__ import annotations
-
 import warnings
 from typing import Literal
 
@@ -18,7 +16,8 @@ from torch import nn
 from torchmetrics import CatMetric
 
 from inference.metrics import binary_metrics
-from training.errors import TrainingSetupError, refuse_out_of_range
+from training.bounds import ClosedFraction, Fraction, NonNegativeFloat, PositiveFloat, PositiveFraction
+from training.errors import TrainingSetupError
 from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
 from training.selection import guarded_sensitivity
 from training.thresholds import ThresholdStrategy, choose_threshold
@@ -34,29 +33,19 @@ class MhistClassifier(LightningModule):
         self,
         net: nn.Module,
         optimizer: OptimizerName = "adamw",
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.05,
+        momentum: Fraction = 0.9,
         scheduler: SchedulerName = "cosine",
-        pos_weight: float | Literal["auto"] | None = "auto",
-        min_auroc: float = 0.75,
-        min_balanced_accuracy: float = 0.65,
+        pos_weight: PositiveFloat | Literal["auto"] | None = "auto",
+        min_auroc: ClosedFraction = 0.75,
+        min_balanced_accuracy: ClosedFraction = 0.65,
         threshold_strategy: ThresholdStrategy = "target_sensitivity",
-        target_sensitivity: float = 0.9,
-        f_beta: float = 2.0,
+        target_sensitivity: PositiveFraction = 0.9,
+        f_beta: PositiveFloat = 2.0,
     ) -> None:
         """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
         super().__init__()
-        refuse_out_of_range("model", [
-            ("lr", lr, lr > 0, "positive"),
-            ("weight_decay", weight_decay, weight_decay >= 0, ">= 0"),
-            ("momentum", momentum, 0 <= momentum < 1, "in [0, 1)"),
-            ("pos_weight", pos_weight, not isinstance(pos_weight, int | float) or pos_weight > 0, "positive"),
-            ("min_auroc", min_auroc, 0 <= min_auroc <= 1, "in [0, 1]"),
-            ("min_balanced_accuracy", min_balanced_accuracy, 0 <= min_balanced_accuracy <= 1, "in [0, 1]"),
-            ("target_sensitivity", target_sensitivity, 0 < target_sensitivity <= 1, "in (0, 1]"),
-            ("f_beta", f_beta, f_beta > 0, "positive"),
-        ])  # fmt: skip
         with warnings.catch_warnings():  # Lightning's advice to ignore a module: done just below
             warnings.filterwarnings("ignore", "Attribute 'net' is an instance of `nn.Module`")
             self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...

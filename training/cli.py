@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import warnings
 from argparse import ArgumentError
@@ -179,6 +180,16 @@ class LogConfigToMlflow(SaveConfigCallback):
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
 
 
+def parser_problem(text: str) -> str:
+    """jsonargparse's refusal in one line: the config key, and pydantic's reason for a bounded type
+    (``model.net.dropout: Input should be less than 1, got 1.5``) instead of its nested report."""
+    keys = re.findall(r'Parser key "([^"]+)"', text)
+    reason = re.search(r"^\s+(\S.*?) \[type=[^,]+, input_value=(.*?), input_type", text, re.MULTILINE)
+    if keys and reason:
+        return f"{'.'.join(keys)}: {reason.group(1)}, got {reason.group(2)}"
+    return " ".join(text.split())
+
+
 class MhistCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(
@@ -229,17 +240,16 @@ class MhistCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
-            raise TrainingSetupError(str(error).strip()) from None
+            raise TrainingSetupError(parser_problem(str(error))) from None
 
-    def instantiate_classes(self) -> None:
-        """The constructors get only config values, so what Lightning or torch refuses there (a strategy
-        name, a device count, an accelerator whose package is missing) is the user's to fix: one line."""
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """What Lightning refuses in the trainer's settings (a strategy name, a device count, an accelerator
+        whose package is missing) is the user's to fix: one line. Our own constructors refuse a user's
+        value as TrainingSetupError; any other error there is a bug, and keeps its traceback."""
         try:
-            super().instantiate_classes()
-        except TrainingSetupError:
-            raise
+            return super().instantiate_trainer(**kwargs)
         except (ValueError, ImportError, MisconfigurationException) as error:
-            raise TrainingSetupError(f"the configuration was refused: {error}") from error
+            raise TrainingSetupError(f"trainer: {error}") from error
 
     def before_instantiate_classes(self) -> None:
         """A GPU that is not there is refused; local MLflow store under ``default_root_dir`` unless

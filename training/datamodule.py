@@ -1,7 +1,5 @@
 """``MhistDataModule``: the published MHIST layout, a stratified validation split, balance."""
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -15,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from inference.annotations import ANNOTATORS
-from training.errors import TrainingSetupError, refuse_out_of_range
+from training.bounds import ImageSide, NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
+from training.errors import TrainingSetupError
 from training.mhist import MhistRecord, check_images, load_rgb, read_annotations
 from training.transforms import (
     IMAGENET_MEAN,
@@ -57,8 +56,6 @@ class MhistImages(Dataset):
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (train, validation) with each class split in the same proportion, seeded."""
-    if not 0 < fraction < 1:
-        raise TrainingSetupError(f"val_fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
     labels_array = np.asarray(labels)
     train, val = [], []
@@ -86,11 +83,11 @@ class MhistDataModule(LightningDataModule):
     def __init__(
         self,
         root: str,
-        batch_size: int = 32,
-        val_fraction: float = 0.2,
+        batch_size: PositiveInt = 32,
+        val_fraction: OpenFraction = 0.2,
         seed: int = 42,
-        num_workers: int = 4,
-        input_size: int | None = None,
+        num_workers: NonNegativeInt = 4,
+        input_size: ImageSide | None = None,
         normalization: Normalization = "pretrained",
         interpolation: Resize = "pretrained",
         network_input: NetworkInput | None = None,
@@ -99,16 +96,10 @@ class MhistDataModule(LightningDataModule):
         description: str = "MHIST (Wei et al., 2021): colorectal polyp H&E patches, 224x224",
         quarter_turns: bool = True,
         flips: bool = True,
-        color_jitter: float = 0.0,
+        color_jitter: NonNegativeFloat = 0.0,
         verify_images: bool = True,
     ) -> None:
         super().__init__()
-        refuse_out_of_range("data", [
-            ("batch_size", batch_size, batch_size >= 1, "at least 1"),
-            ("num_workers", num_workers, num_workers >= 0, ">= 0"),
-            ("input_size", input_size, input_size is None or input_size >= 16, "at least 16"),
-            ("color_jitter", color_jitter, color_jitter >= 0, ">= 0"),
-        ])  # fmt: skip
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
 

@@ -4,15 +4,13 @@ The seeds found that training all weights at once with a high rate destroys the 
 features; freezing the backbone first and then fine-tuning all of it slowly worked better.
 """
 
-from __future__ import annotations
-
 import logging
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import BaseFinetuning
 
-from training.errors import refuse_out_of_range
+from training.bounds import NonNegativeInt, PositiveFloat
 from training.optim import restart_groups_at
 
 log = logging.getLogger(__name__)
@@ -25,12 +23,10 @@ class FreezeThenUnfreeze(BaseFinetuning):
     trains everything from the start (the MLP has no pretrained features to protect).
     """
 
-    def __init__(self, unfreeze_at_epoch: int = 1, unfreeze_lr: float = 1e-4, train_bn: bool = False) -> None:
+    def __init__(
+        self, unfreeze_at_epoch: NonNegativeInt = 1, unfreeze_lr: PositiveFloat = 1e-4, train_bn: bool = False
+    ) -> None:
         super().__init__()
-        refuse_out_of_range("finetuning", [
-            ("unfreeze_at_epoch", unfreeze_at_epoch, unfreeze_at_epoch >= 0, ">= 0"),
-            ("unfreeze_lr", unfreeze_lr, unfreeze_lr > 0, "positive"),
-        ])  # fmt: skip
         self.unfreeze_at_epoch = unfreeze_at_epoch
         self.unfreeze_lr = unfreeze_lr
         self.train_bn = train_bn

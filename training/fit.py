@@ -23,7 +23,7 @@ from training.artifacts import export_checkpoint, log_export, register
 from training.classifier import MhistClassifier
 from training.cli import MhistCLI, lightning_notices_hidden, resolve_config_names
 from training.datamodule import MhistDataModule
-from training.errors import TrainingSetupError, refuse_out_of_range
+from training.errors import TrainingSetupError
 from training.onnx_export import ExportParityError
 
 
@@ -61,8 +61,8 @@ def fit_test_export(args: list[str] | None) -> Trainer:
     cli = MhistCLI(args=None if args is None else resolve_config_names(args))
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     epochs = trainer.max_epochs  # 0 would train nothing, then fail to test "the best" checkpoint
-    refuse_out_of_range("trainer", [("max_epochs", epochs, epochs is None or epochs >= 1 or epochs == -1,
-                                     "at least 1, or -1 for no limit")])  # fmt: skip
+    if epochs is not None and epochs < 1 and epochs != -1:
+        raise TrainingSetupError(f"trainer.max_epochs must be at least 1, or -1 for no limit, got {epochs}")
     if problem := unreachable_server(cli.tracking_uri):  # before MLflow retries it for minutes mid-setup
         raise TrainingSetupError(f"{problem}; start it, or unset MLFLOW_TRACKING_URI to log into the local store")
     resume = cli.resume_checkpoint  # one MLflow lookup of the run named by --resume

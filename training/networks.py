@@ -4,19 +4,19 @@ Each is ``features`` (the backbone) followed by ``head``; ``FreezeThenUnfreeze``
 split, and the forward pass returns logits of shape ``[batch]``.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import timm
 import torch
+from pydantic import Field
 from timm.data import resolve_model_data_config
 from torch import nn
 
-from training.errors import TrainingSetupError, refuse_out_of_range
+from training.bounds import Fraction, PositiveInt
+from training.errors import TrainingSetupError
 from training.transforms import NetworkInput, untrained_input
 
 
@@ -53,10 +53,9 @@ class TimmClassifier(BinaryClassifier):
         model_name: str = "vit_base_patch16_224",
         pretrained: bool = True,
         weights_path: str | None = None,
-        drop_rate: float = 0.0,
+        drop_rate: Fraction = 0.0,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        refuse_out_of_range("model.net", [("drop_rate", drop_rate, 0 <= drop_rate < 1, "in [0, 1)")])
         kwargs = dict(model_kwargs or {})
         if weights_path is not None:
             path = Path(weights_path).expanduser()
@@ -105,18 +104,11 @@ class MlpClassifier(BinaryClassifier):
 
     def __init__(
         self,
-        input_size: int = 224,
-        in_channels: int = 3,
-        hidden_sizes: Sequence[int] = (2352, 2352, 294),
-        dropout: float = 0.0,
+        input_size: PositiveInt = 224,
+        in_channels: PositiveInt = 3,
+        hidden_sizes: Annotated[Sequence[PositiveInt], Field(min_length=1)] = (2352, 2352, 294),
+        dropout: Fraction = 0.0,
     ) -> None:
-        if not hidden_sizes:
-            raise TrainingSetupError("hidden_sizes needs at least one layer")
-        refuse_out_of_range("model.net", [
-            ("input_size", input_size, input_size >= 1, "at least 1"),
-            ("hidden_sizes", list(hidden_sizes), min(hidden_sizes) >= 1, "at least 1 each"),
-            ("dropout", dropout, 0 <= dropout < 1, "in [0, 1)"),
-        ])  # fmt: skip
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * input_size * input_size
         for size in hidden_sizes:
