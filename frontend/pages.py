@@ -21,6 +21,7 @@ from frontend import client, images, session
 from frontend.images import ImagesError, Item
 from frontend.plots import curves, probability_bar
 from inference import metrics
+from inference.annotations import CLASS_NAMES
 
 BORDERLINE = 0.05  # an answer this close to the threshold is said to be borderline
 METRIC_ORDER = (
@@ -172,7 +173,7 @@ def labelled_image(context: Context) -> list[Item]:
         return []
     partitions = sorted({i.partition for i in labelled}, key=lambda p: (p != "test", p))
     partition = st.selectbox("Partition", partitions, help="images the model did not learn: test")
-    label = st.selectbox("Class", ["SSA", "HP"])
+    label = st.selectbox("Class", sorted(CLASS_NAMES, reverse=True))  # SSA first
     drawn = session.state().get("drawn")
     if st.button("Draw a random image") or drawn is None or (drawn.label, drawn.partition) != (label, partition):
         drawn = session.state()["drawn"] = client.draw(labelled, label, partition, random.Random())
@@ -362,10 +363,10 @@ def compare_page(context: Context) -> None:
     if items and st.button("Send to every backend"):
         for backend in context.backends:
             with st.spinner(f"asking {backend.name}..."):
-                for item in items:
-                    started = session.ask("predict", backend, item)
+                for item in (i for i in items if session.known("predict", backend, i) is None):  # asked once
+                    answer = session.ask("predict", backend, item)
                     calls = session.state().setdefault("calls", [])
-                    calls.append({"backend": backend.name, "ok": started.ok, "latency_ms": started.latency_ms})
+                    calls.append({"backend": backend.name, "ok": answer.ok, "latency_ms": answer.latency_ms})
     answered = {b.name: [session.known("predict", b, i) for i in items] for b in context.backends}
     if not items or not any(a for column in answered.values() for a in column):
         return
@@ -376,6 +377,7 @@ def compare_page(context: Context) -> None:
         for name, answer in got.items():
             row[f"{name} P(SSA)"] = answer.data.get("probability") if answer else None
             row[f"{name} label"] = answer.data.get("label") if answer else "no answer"
+            row[f"{name} in distribution"] = answer.data.get("in_distribution") if answer else None
         probabilities = [a.data["probability"] for a in got.values() if a]
         complete = len(probabilities) == len(got)
         row["|difference|"] = max(probabilities) - min(probabilities) if complete and len(got) > 1 else None

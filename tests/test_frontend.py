@@ -12,6 +12,7 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ MODEL = "mlp-64-32"
 
 
 @pytest.fixture(scope="module")
-def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def service(model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     context, url = gunicorn(model_store, tmp_path_factory.mktemp("front") / "gunicorn.log", MODEL_NAME=MODEL)
     with context:
         yield url
@@ -172,6 +173,33 @@ def test_a_labelled_folder_is_scored_and_evaluated(app: AppTest, small_root: Pat
     assert at.get("download_button")[0].proto.label == "Download the results (CSV)"
 
 
+def test_a_zip_is_uploaded_scored_and_a_wide_image_is_said_to_be_stretched(app: AppTest, small_root: Path) -> None:
+    names = sorted((small_root / "images").iterdir())[:4]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in names:
+            zipped.write(path, path.name)
+        zipped.writestr(
+            "labels.csv",
+            "image,label\n" + "".join(f"{p.name},{'SSA' if i % 2 else 'HP'}\n" for i, p in enumerate(names)),
+        )
+    at = page(app.run(), "score")
+    at = next(r for r in at.main.radio if r.label == "Images from").set_value("A ZIP").run()
+    at.get("file_uploader")[0].set_value(("slides.zip", archive.getvalue(), "application/zip")).run()
+    assert not at.exception
+    results = at.dataframe[0].value
+    assert list(results["image"]) == [p.name for p in names]
+    assert list(results["truth"]) == ["HP", "SSA", "HP", "SSA"]
+    assert results["correct"].notna().all()
+    assert any(s.value == "Evaluation against the labels" for s in at.subheader)
+
+    wide = io.BytesIO()
+    Image.open(names[0]).resize((300, 200)).save(wide, "PNG")
+    at = page(at, "predict")
+    at.get("file_uploader")[0].set_value(("wide.png", wide.getvalue(), "image/png")).run()
+    assert any(c.value.startswith("300x200, not square: the model sees it stretched to ") for c in at.caption)
+
+
 def test_a_zip_with_labels_and_a_zip_bomb_listing(tmp_path: Path, small_root: Path) -> None:
     names = sorted((small_root / "images").iterdir())[:3]
     archive = io.BytesIO()
@@ -214,6 +242,36 @@ def test_model_card_says_what_it_is_for_and_how_it_was_measured(app: AppTest) ->
     assert any("set MLFLOW_URL" in c.value for c in at.caption)
     at = page(at, "about")
     assert any("Class balance" in s.value for s in at.subheader)
+
+
+def test_card_plots_and_history_links_come_from_the_mlflow_server(
+    app: AppTest, trained: SimpleNamespace, trained_run: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{trained.root}/mlflow.db",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with process(command, f"{url}/health", dict(os.environ), tmp_path / "mlflow.log"):
+        monkeypatch.setenv("MLFLOW_URL", url)
+        at = page(labelled(AppTest.from_file(APP, default_timeout=60).run()), "card")
+        captions = [caption for image in at.get("image") for caption in image.captions]
+        at = page(at, "history")
+    assert not at.exception
+    assert "curves.png" in captions
+    assert "reliability.png" in captions
+    assert list(at.dataframe[0].value["run page"]) == [f"{url}/#/runs/{trained_run}"]
 
 
 def test_no_model_is_said_once_without_the_server_paths(
@@ -373,7 +431,7 @@ def test_client_names_a_url_without_scheme_and_a_service_that_is_not_ours() -> N
     assert client.predict(backend, b"png").error == "EC2_SERVICE_URL '127.0.0.1:8080' is not an http:// or https:// URL"
 
     class Json(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the handler's API
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
