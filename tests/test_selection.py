@@ -1,12 +1,11 @@
 import pytest
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.helpers import cpu_trainer, tiny_classifier
-from training.checkpoint import GuardedCheckpoint
-from training.cli import CHECKPOINT_DEFAULTS
+from training.cli import CHECKPOINT_DEFAULTS, LATEST_DEFAULTS
 from training.datamodule import MhistDataModule
 from training.selection import guarded_sensitivity
 
@@ -53,13 +52,22 @@ class Scripted(LightningModule):
 
 def test_checkpoint_callback_keeps_the_best_guarded_epoch(tmp_path) -> None:
     loader = DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=2)
-    checkpoint = GuardedCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
+    latest = ModelCheckpoint(dirpath=tmp_path, **LATEST_DEFAULTS)
     trainer = cpu_trainer(
-        tmp_path, max_epochs=len(SCRIPT), callbacks=[checkpoint], enable_checkpointing=True, num_sanity_val_steps=0
+        tmp_path,
+        max_epochs=len(SCRIPT),
+        callbacks=[checkpoint, latest],
+        enable_checkpointing=True,
+        num_sanity_val_steps=0,
     )
     trainer.fit(Scripted(), loader, loader)
+    assert trainer.checkpoint_callback is checkpoint
     assert checkpoint.best_model_path.endswith("epoch02-score0.8500.ckpt")
     assert torch.load(checkpoint.best_model_path, weights_only=False)["epoch"] == 2
+    # last.ckpt follows every epoch, those that did not improve the score too: --resume starts after the last
+    assert sorted(p.name for p in tmp_path.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == len(SCRIPT) - 1
 
 
 class WatchedData(MhistDataModule):
@@ -76,7 +84,7 @@ def test_fit_never_reads_the_test_partition(tmp_path, small_root) -> None:
     """Checkpoint choice, threshold tuning and early stopping all happen inside fit."""
     data = WatchedData(str(small_root), batch_size=16, num_workers=0, normalization="imagenet")
     model = tiny_classifier(size=224)
-    checkpoint = GuardedCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, **CHECKPOINT_DEFAULTS)
     stopper = EarlyStopping(monitor="val/loss", patience=1)
     trainer = cpu_trainer(tmp_path, max_epochs=3, callbacks=[checkpoint, stopper], enable_checkpointing=True)
     trainer.fit(model, datamodule=data)

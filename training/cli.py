@@ -23,7 +23,7 @@ import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning_utilities.core import rank_zero
@@ -31,7 +31,6 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training.checkpoint import GuardedCheckpoint
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
@@ -44,13 +43,22 @@ MLFLOW_PARAM_LIMIT = 6000
 EXPERIMENT_KIND = "mlflow.experimentKind"
 RUN_NAME_TAG = "mlflow.runName"
 DATASET_CONTEXT = "mlflow.data.context"
-CHECKPOINT_DEFAULTS = {
+CHECKPOINT_DEFAULTS = {  # the best epoch by the guarded score: what is tested and exported
     "monitor": "val/guarded_score",
     "mode": "max",
-    "save_last": True,
     "save_on_train_epoch_end": True,  # after validation: a resumed fit starts at the next epoch
     "auto_insert_metric_name": False,
     "filename": "epoch{epoch:02d}-score{val/guarded_score:.4f}",
+}
+# The latest epoch, for --resume: ModelCheckpoint's own save_last refreshes last.ckpt only in an epoch
+# that also saved a top-k checkpoint (Lightning 2.6), so a resume after an epoch that did not improve
+# would go back and train it again. Without a monitor, one checkpoint is kept: the latest.
+LATEST_DEFAULTS = {
+    "monitor": None,
+    "save_top_k": 1,
+    "filename": "last",
+    "enable_version_counter": False,
+    "save_on_train_epoch_end": True,
 }
 
 
@@ -217,11 +225,13 @@ class MhistCLI(LightningCLI):
             "model", "data.network_input", compute_fn=lambda model: model.net.expected_input, apply_on="instantiate"
         )
         parser.add_lightning_class_args(FreezeThenUnfreeze, "finetuning")
-        parser.add_lightning_class_args(GuardedCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")  # first: trainer.checkpoint_callback
+        parser.add_lightning_class_args(ModelCheckpoint, "latest_checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults(
             {
                 **{f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()},
+                **{f"latest_checkpoint.{key}": value for key, value in LATEST_DEFAULTS.items()},
                 "early_stopping.monitor": "val/loss",
                 "early_stopping.mode": "min",
                 "early_stopping.patience": 5,
