@@ -47,16 +47,18 @@ def test_phase_one_trains_only_the_head_phase_two_everything(tmp_path, scheduler
     n_all = sum(1 for _ in model.net.parameters())
     assert recorder.head_grads == {0: True, 1: True, 2: True}
     assert recorder.backbone_grads == {0: False, 1: True, 2: True}
-    assert recorder.groups == {0: 1, 1: 2, 2: 2}
-    assert recorder.in_optimizer == {0: n_head, 1: n_all, 2: n_all}
+    # every parameter is in the optimizer from the start, the backbone's in its own group
+    assert recorder.groups == {0: 2, 1: 2, 2: 2}
+    assert recorder.in_optimizer == {0: n_all, 1: n_all, 2: n_all}
+    assert n_head < n_all
     assert all(p.requires_grad for p in model.net.parameters())
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
-def test_schedulers_drive_the_added_group(tmp_path, scheduler: str) -> None:
+def test_schedulers_drive_the_backbone_group_from_the_unfreeze_on(tmp_path, scheduler: str) -> None:
     recorder, model = fit(tmp_path, scheduler, epochs=4)
     phase_two = [lrs for epoch, lrs in recorder.lrs if epoch >= 1]
-    # Every group, old and new, runs at the same scheduled rate, starting from unfreeze_lr.
+    # Both groups run at the same scheduled rate, starting from unfreeze_lr.
     assert all(len(lrs) == 2 and lrs[0] == pytest.approx(lrs[1]) for lrs in phase_two)
     assert max(lrs[0] for lrs in phase_two) <= 0.01 * 1.0001
     scheduler_obj = model.trainer.lr_scheduler_configs[0].scheduler
@@ -70,7 +72,8 @@ def test_schedulers_drive_the_added_group(tmp_path, scheduler: str) -> None:
 def test_unfreeze_at_zero_trains_everything_from_the_start(tmp_path) -> None:
     recorder, _ = fit(tmp_path, "cosine", unfreeze_at_epoch=0, epochs=2)
     assert recorder.backbone_grads == {0: True, 1: True}
-    assert recorder.groups == {0: 1, 1: 1}
+    assert recorder.groups == {0: 2, 1: 2}
+    assert all(lrs[0] == lrs[1] for _, lrs in recorder.lrs)  # the backbone at the model's lr throughout
 
 
 def test_weights_of_the_frozen_backbone_do_not_move_in_phase_one(tmp_path) -> None:

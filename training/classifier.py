@@ -166,11 +166,14 @@ class MhistClassifier(LightningModule):
         return torch.sigmoid(self(images).float())
 
     def configure_optimizers(self) -> dict:
-        """Only trainable parameters: ``FreezeThenUnfreeze`` adds the backbone in phase 2."""
-        params = [p for p in self.parameters() if p.requires_grad]
+        """Every parameter, the backbone's (``net.features``) in a second group: frozen in phase 1, they get
+        no gradient and the optimizer skips them, and no scheduler meets a group added after it was built."""
+        backbone = {id(p) for p in self.net.features.parameters()} if hasattr(self.net, "features") else set()
+        groups = [{"params": [p for p in self.parameters() if id(p) not in backbone]}]
+        groups += [{"params": [p for p in self.parameters() if id(p) in backbone]}] if backbone else []
         optimizer = build_optimizer(
             self.hparams.optimizer,
-            params,
+            groups,
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
             momentum=self.hparams.momentum,

@@ -11,15 +11,16 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import BaseFinetuning
 
 from training.bounds import NonNegativeInt, PositiveFloat
-from training.optim import restart_groups_at
+from training.optim import restart_at
 
 log = logging.getLogger(__name__)
 
 
 class FreezeThenUnfreeze(BaseFinetuning):
-    """Phase 1 (epochs before ``unfreeze_at_epoch``): only ``net.head`` trains at the model's
-    ``lr``. Phase 2: ``net.features`` joins as a new parameter group and every group continues at
-    ``unfreeze_lr``, following the scheduler's shape from there. ``unfreeze_at_epoch: 0``
+    """Phase 1 (epochs before ``unfreeze_at_epoch``): only ``net.head`` trains at the model's ``lr``;
+    ``net.features`` is frozen, though its parameters are in the optimizer from the start (a group of
+    their own, skipped while they have no gradients). Phase 2: the backbone trains too, and every group
+    continues at ``unfreeze_lr``, following the scheduler's shape from there. ``unfreeze_at_epoch: 0``
     trains everything from the start (the MLP has no pretrained features to protect).
     """
 
@@ -38,15 +39,10 @@ class FreezeThenUnfreeze(BaseFinetuning):
     def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         if self.unfreeze_at_epoch == 0 or epoch < self.unfreeze_at_epoch:
             return
-        features = pl_module.net.features
-        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        if all(id(p) in in_optimizer for p in features.parameters()):  # a resumed phase 2
-            self.make_trainable(features)
+        self.make_trainable(pl_module.net.features)
+        if epoch > self.unfreeze_at_epoch:  # a fit resumed in phase 2: the optimizer's rates came back with it
             return
-        groups_before = len(optimizer.param_groups)
-        self.unfreeze_and_add_param_group(features, optimizer, lr=self.unfreeze_lr, train_bn=True)
-        schedulers = [c.scheduler for c in pl_module.trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer]
-        restart_groups_at(optimizer, schedulers, self.unfreeze_lr, groups_before)
+        restart_at(optimizer, self.unfreeze_lr)
         log.info(
             "epoch %d: backbone unfrozen, all %d groups at lr %g", epoch, len(optimizer.param_groups), self.unfreeze_lr
         )

@@ -1,4 +1,4 @@
-"""Optimizers and schedulers by name, and keeping schedulers right when groups are added."""
+"""Optimizers and schedulers by name, and restarting every group at a new rate mid-schedule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, ReduceLROnPlateau
 
 OptimizerName = Literal["adamw", "sgd"]
 SchedulerName = Literal["none", "cosine", "onecycle", "plateau"]
@@ -15,7 +15,12 @@ _SCHEDULE_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_moment
 
 
 def build_optimizer(
-    name: OptimizerName, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, momentum: float
+    name: OptimizerName,
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
 ) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -41,36 +46,20 @@ def build_scheduler(
     raise ValueError(f"unknown scheduler {name!r}; choose none, cosine, onecycle or plateau")
 
 
-def restart_groups_at(
-    optimizer: torch.optim.Optimizer,
-    schedulers: Iterable[LRScheduler | ReduceLROnPlateau],
-    lr: float,
-    groups_before: int,
-) -> None:
-    """Set every group to ``lr`` now and make schedulers follow groups added after they were built.
+def restart_at(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at ``lr`` from now on, the schedule keeping its shape.
 
-    Schedulers record per-group state at construction (``base_lrs``, ``min_lrs``, one-cycle's
-    ``max_lr``...), so a group added later by ``add_param_group`` is skipped or crashes them.
-    Existing groups are rescaled so their current rate is ``lr`` and the schedule keeps its
-    shape; new groups copy group 0's (rescaled) schedule.
+    The groups' schedule keys (one-cycle's ``initial_lr``, ``max_lr``...) are rescaled so that group 0's
+    current rate becomes ``lr``, and every other group takes group 0's. Schedulers read the groups'
+    rates and keys at each step; every group was there when they were built (``configure_optimizers``).
     """
     groups = optimizer.param_groups
     factor = lr / groups[0]["lr"] if groups[0]["lr"] > 0 else 1.0
-    for group in groups[:groups_before]:
-        for key in ("initial_lr", "max_lr", "min_lr"):
-            if key in group:
-                group[key] *= factor
-    for group in groups[groups_before:]:
+    for key in ("initial_lr", "max_lr", "min_lr"):
+        if key in groups[0]:
+            groups[0][key] *= factor
+    for group in groups:
         for key in _SCHEDULE_KEYS:
             if key in groups[0]:
                 group[key] = groups[0][key]
-    for group in groups:
         group["lr"] = lr
-    for scheduler in schedulers:
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.min_lrs = scheduler.min_lrs[:groups_before]
-            scheduler.min_lrs += [scheduler.min_lrs[0]] * (len(groups) - groups_before)
-            continue
-        base = [b * factor for b in scheduler.base_lrs[:groups_before]]
-        scheduler.base_lrs = base + [base[0]] * (len(groups) - groups_before)
-        scheduler._last_lr = [group["lr"] for group in groups]  # noqa: SLF001 - read by get_last_lr()
