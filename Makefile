@@ -7,6 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= demo_data
 STORE := sqlite:///$(CURDIR)/outputs/mlflow.db
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu: the same torch and torchvision versions, built for
+# CPU only, installed first (the PyPI build pulls several GB of CUDA libraries); the pins then hold.
+TORCH_INDEX ?=
+TORCH_PINS := $(shell grep -E '^(torch|torchvision)==' requirements/training.txt)
 
 .PHONY: venv checkov demo demo-data test lint ui serve frontend synth bench clean
 
@@ -14,6 +18,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements/*.txt package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -38,7 +43,7 @@ demo: demo-data
 	@echo "Look at them with: make ui   (then open http://127.0.0.1:5000)"
 
 test: venv checkov
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20  # the slowest, so that CI shows where its time goes
 
 lint: venv
 	$(VENV)/bin/ruff check .
