@@ -94,7 +94,7 @@ bench: venv
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.serving
 	$(PY) -m bench.training
-	$(PY) -m bench.report --tracking-uri $(STORE) --readme README.md $(if $(wildcard outputs/mlflow.db),,--no-mlflow)
+	$(PY) -m bench.report --tracking-uri $(STORE) --readme docs/benchmarks.md $(if $(wildcard outputs/mlflow.db),,--no-mlflow)
 
 # make clean: what can be made again (the generated demo set, the benchmarks' models and results, the
 #             synthesized template). Training results in outputs/ (the MLflow store, runs, checkpoints) stay.

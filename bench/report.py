@@ -1,11 +1,11 @@
 """The comparison report: ViT against MLP, PyTorch against ONNX, Lambda against EC2, from measurements.
 
-    python -m bench.report [--tracking-uri sqlite:///outputs/mlflow.db] [--readme README.md]
+    python -m bench.report [--tracking-uri sqlite:///outputs/mlflow.db] [--readme docs/benchmarks.md]
 
 Gathers the latest benchmark results (``bench/results/*.json``) and the newest exported MLflow run
 of each model into ``report.md`` and ``report.html`` (plots embedded), logs them to the MLflow
 experiment ``mhist-comparison`` as a run of their own, and with ``--readme`` replaces the block
-between ``<!-- report:start -->`` and ``<!-- report:end -->`` in the README with the summary.
+between ``<!-- report:start -->`` and ``<!-- report:end -->`` in docs/benchmarks.md with the summary.
 Costs come from measured durations, memory and throughput and from AWS's list prices, which are
 named parameters (``Prices``), each overridable on the command line.
 """
@@ -562,7 +562,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tracking-uri", default=DEFAULT_STORE)
     parser.add_argument("--experiment", default="mhist", help="the experiment the models were trained in")
     parser.add_argument("--out", type=folder, default=RESULTS / "report")
-    parser.add_argument("--readme", type=Path, default=None, help="also replace the README's report block")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also replace the report block of this markdown file (docs/benchmarks.md)",
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="write the files only")
     for price in fields(Prices):
         parser.add_argument(flag(price.name), type=type(price.default), default=price.default)

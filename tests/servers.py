@@ -56,6 +56,14 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90) -> N
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def postgres_binary(name: str) -> str | None:
+    """A PostgreSQL server program: on PATH, or where Debian's postgresql package puts it (not on PATH)."""
+    found = shutil.which(name) or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None
+    )
+    return str(found) if found else None
+
+
 def _as_postgres(command: list[str]) -> list[str]:
     """initdb refuses to run as root: CI is root, so drop to the postgres user there."""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -79,7 +87,8 @@ class Postgres:
 def postgres_cluster(password: str = "pg-password-under-test") -> Iterator[Postgres]:
     """A throwaway cluster on a free loopback port as RDS runs one (``rds.force_ssl``): TLS only, with a
     password, its certificate signed by a test authority; database ``mlflow``, user ``mlflow``."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+    initdb, pg_ctl = postgres_binary("initdb"), postgres_binary("pg_ctl")
+    if not initdb or not pg_ctl:
         raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     base = Path(tempfile.mkdtemp(prefix="mhist-pg-"))  # pytest's tmp root is closed to other users
     data, port = base / "pgdata", free_port()
@@ -90,9 +99,7 @@ def postgres_cluster(password: str = "pg-password-under-test") -> Iterator[Postg
             shutil.chown(path, "postgres")
     tls.key.chmod(0o600)  # PostgreSQL refuses a key others can read
     subprocess.run(
-        _as_postgres(
-            ["initdb", "-D", str(data), "-U", "mlflow", "--auth=scram-sha-256", f"--pwfile={base / 'pwfile'}"]
-        ),
+        _as_postgres([initdb, "-D", str(data), "-U", "mlflow", "--auth=scram-sha-256", f"--pwfile={base / 'pwfile'}"]),
         check=True,
         capture_output=True,
     )
@@ -102,7 +109,7 @@ def postgres_cluster(password: str = "pg-password-under-test") -> Iterator[Postg
         f"-c ssl_cert_file={tls.certificate} -c ssl_key_file={tls.key}"
     )
     subprocess.run(
-        _as_postgres(["pg_ctl", "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
+        _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
         check=True,
         capture_output=True,
     )
@@ -111,7 +118,7 @@ def postgres_cluster(password: str = "pg-password-under-test") -> Iterator[Postg
         subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"], check=True, env=env)
         yield Postgres(f"postgresql://mlflow@127.0.0.1:{port}/mlflow", "127.0.0.1", port, password, tls.ca)
     finally:
-        subprocess.run(_as_postgres(["pg_ctl", "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -170,9 +170,17 @@ def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:
     assert len(client.get_metric_history(runs[0], learning_rates[0])) >= 2
 
 
-def test_resume_continues_the_same_mlflow_run(small_root: Path, tmp_path: Path, recwarn) -> None:
+def test_resume_continues_the_same_mlflow_run(
+    small_root: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "2")
     run_id = first.logger.run_id
+    printed = capsys.readouterr().out  # the run says where its ONNX files are, and which one serves
+    export = Path(first.checkpoint_callback.best_model_path).parent.parent / "export" / "model"
+    assert f"ONNX files: {export}/ (model.int8.onnx, model.onnx, card.json)" in printed
+    assert re.search(
+        r"int8 (passed its gate: it is the one served|failed its gate: model.onnx is served) \(AUROC drop", printed
+    )
     second = fit("demo-mlp.yaml", small_root, tmp_path, "--trainer.max_epochs", "4", "--resume", run_id)
     assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]  # it is the run's own folder
     assert second.logger.run_id == run_id

@@ -280,8 +280,8 @@ def test_one_setting_at_a_time_from_the_command_line() -> None:
         StackSettings.from_context({"mhist": '{"max_azs": 3'})
 
 
-def test_the_readme_settings_table_is_every_setting_with_its_default() -> None:
-    section = (REPO / "README.md").read_text().split("### Settings (`cdk.json`", 1)[1].split("\n\n", 2)[1]
+def test_the_docs_settings_table_is_every_setting_with_its_default() -> None:
+    section = (REPO / "docs" / "aws.md").read_text().split("## Settings (`cdk.json`", 1)[1].split("\n\n", 2)[1]
     documented = {}
     for row in section.splitlines()[2:]:
         keys, defaults = (cell.strip() for cell in row.strip("|").split("|")[:2])

@@ -24,11 +24,11 @@ from training.classifier import MhistClassifier
 from training.cli import MhistCLI, lightning_notices_hidden, resolve_config_names
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
-from training.onnx_export import ExportParityError
+from training.onnx_export import INT8_MAX_AUROC_DROP, INT8_MIN_AGREEMENT, ExportParityError
 
 
-def report(trainer: Trainer) -> None:
-    """Say where the results are."""
+def report(trainer: Trainer, model_dir: Path, card: dict) -> None:
+    """Say where the results are, and which ONNX file serves."""
     logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     print(f"\nMLflow run {logger.run_id} (experiment '{logger._experiment_name}') at {logger._tracking_uri}")  # noqa: SLF001
@@ -39,10 +39,20 @@ def report(trainer: Trainer) -> None:
         f"{metrics.get('test_tuned/sensitivity', float('nan')):.3f}, specificity "
         f"{metrics.get('test_tuned/specificity', float('nan')):.3f}"
     )
+    gate = card["int8"]
+    verdict = "passed its gate: it is the one served" if gate["servable"] else "failed its gate: model.onnx is served"
+    print(f"ONNX files: {model_dir}/ ({', '.join(sorted(p.name for p in model_dir.glob('*.onnx')))}, card.json)")
+    drop, agreement = gate.get("auroc_drop"), gate.get("label_agreement")
+    measured = f"AUROC drop {drop:.4f}, labels agreeing {agreement:.1%}" if None not in (drop, agreement) else "-"
+    gate_rule = f"the gate: a drop of at most {INT8_MAX_AUROC_DROP}, {INT8_MIN_AGREEMENT:.0%} agreeing"
+    print(f"int8 {verdict} ({measured} on validation; {gate_rule})")
 
 
-def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, register_as: str | None) -> None:
-    """The chosen checkpoint (loaded by ``test``) -> ONNX fp32 + int8, card, plots -> the MLflow run."""
+def export(
+    trainer: Trainer, model: MhistClassifier, data: MhistDataModule, register_as: str | None
+) -> tuple[Path, dict]:
+    """The chosen checkpoint (loaded by ``test``) -> ONNX fp32 + int8, card, plots -> the MLflow run;
+    returns the folder of the ONNX files and the card."""
     logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
     out_dir = Path(best).parent.parent / "export"
     card = export_checkpoint(model, data, out_dir, run_id=logger.run_id)
@@ -51,6 +61,7 @@ def export(trainer: Trainer, model: MhistClassifier, data: MhistDataModule, regi
     if register_as:
         version = register(logger.experiment, logger.run_id, register_as)
         print(f"registered as {register_as} version {version}")
+    return out_dir / "model", card
 
 
 def fit_test_export(args: list[str] | None) -> Trainer:
@@ -71,8 +82,7 @@ def fit_test_export(args: list[str] | None) -> Trainer:
     trainer.fit(model, datamodule=data, ckpt_path=resume)
     trainer.test(model, datamodule=data, ckpt_path="best")
     if trainer.is_global_zero:
-        export(trainer, model, data, cli.config.register)
-        report(trainer)
+        report(trainer, *export(trainer, model, data, cli.config.register))
     return trainer
 
 
