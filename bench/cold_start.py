@@ -46,12 +46,24 @@ PHASES = ("interpreter_s", "imports_s", "init_s", "load_s", "first_request_s", "
 def lambda_cold_start(store: Path, name: str, variant: str, image: Path, timeout: float = 120) -> dict:
     """One fresh process: the clock starts before it is created and stops at its first answer."""
     # MODEL_RUNTIME: the Lambda image has no OpenVINO for auto to measure
-    env = {**os.environ, "MODEL_ROOT": str(store), "MODEL_NAME": name, "MODEL_VARIANT": variant,
-           "MODEL_RUNTIME": "onnxruntime", "PYTHONPATH": str(REPO),
-           "POWERTOOLS_METRICS_NAMESPACE": "MHIST"}  # fmt: skip
+    env = {
+        **os.environ,
+        "MODEL_ROOT": str(store),
+        "MODEL_NAME": name,
+        "MODEL_VARIANT": variant,
+        "MODEL_RUNTIME": "onnxruntime",
+        "PYTHONPATH": str(REPO),
+        "POWERTOOLS_METRICS_NAMESPACE": "MHIST",
+    }
     launched = time.time()  # wall clock: the child reports its moments on the same clock
-    with subprocess.Popen([sys.executable, "-m", "bench.first_prediction", str(image)], env=env, cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.first_prediction", str(image)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as child:
         for line in child.stdout:
             if line.startswith("FIRST_PREDICTION "):
                 report = json.loads(line.split(" ", 1)[1])
@@ -99,8 +111,21 @@ def markdown(result: dict) -> str:
         verdict = "-" if goal is None else f"< {goal} s: {'met' if r['median_s'] < goal else 'MISSED'}"
         phases = [r.get(key, "-") for key in PHASES]
         rows.append((r["model"], r["variant"], r["door"], r["median_s"], r["max_s"], *phases, verdict))
-    headers = ("model", "variant", "front door", "median s", "max s", "interpreter s", "imports s", "init s",
-               "of which load s", "first request s", "warm request s", "peak MB", "goal")  # fmt: skip
+    headers = (
+        "model",
+        "variant",
+        "front door",
+        "median s",
+        "max s",
+        "interpreter s",
+        "imports s",
+        "init s",
+        "of which load s",
+        "first request s",
+        "warm request s",
+        "peak MB",
+        "goal",
+    )
     return (
         f"Process start to first prediction, {result['repeats']} fresh processes each, on "
         f"{describe(result['machine'])}, {result['machine']['date']}.\n\n" + markdown_table(headers, rows, digits=2)
@@ -110,8 +135,14 @@ def markdown(result: dict) -> str:
 def summarize(name: str, variant: str, door: str, runs: list[dict]) -> dict:
     """One table row: median and worst total, and the median of each phase the front door reports."""
     totals = [run["total_s"] for run in runs]
-    row = {"model": name, "variant": variant, "door": door, "median_s": statistics.median(totals),
-           "max_s": max(totals), "runs": runs}  # fmt: skip
+    row = {
+        "model": name,
+        "variant": variant,
+        "door": door,
+        "median_s": statistics.median(totals),
+        "max_s": max(totals),
+        "runs": runs,
+    }
     return row | {key: statistics.median(run[key] for run in runs) for key in PHASES if key in runs[0]}
 
 

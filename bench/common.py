@@ -76,8 +76,11 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     if not seconds:
         return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
     ms = np.asarray(seconds) * 1000
-    return {"p50_ms": float(statistics.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+    return {
+        "p50_ms": float(statistics.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -94,8 +97,14 @@ def machine() -> dict[str, Any]:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         memory_gib = float("nan")
-    return {"cpu": cpu, "cpus": available_cpus(), "memory_gib": round(memory_gib, 1), "gpu": _gpu_name(),
-            "date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version()}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cpus": available_cpus(),
+        "memory_gib": round(memory_gib, 1),
+        "gpu": _gpu_name(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+    }
 
 
 def _gpu_name() -> str | None:
@@ -143,17 +152,35 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-TRAINING_HEADERS = ("config", "model", "phase", "measured", "precision", "batch", "workers", "images/s", "ms/step",
-                    "waiting for data")  # fmt: skip
+TRAINING_HEADERS = (
+    "config",
+    "model",
+    "phase",
+    "measured",
+    "precision",
+    "batch",
+    "workers",
+    "images/s",
+    "ms/step",
+    "waiting for data",
+)
 
 
 def training_cells(row: dict) -> tuple:
     """One ``bench.training`` row's cells under ``TRAINING_HEADERS``, as its own table and the report show them."""
     loader, step = row["mode"] == "loader", row["mode"] == "step"
-    return (row["config"], row["model"], "-" if loader else row["phase"], row["mode"],
-            "-" if loader else row.get("precision", "-"), row["batch_size"],
-            "-" if step else row.get("num_workers", "-"), row["images_per_s"], row["ms_per_step"],
-            f"{row['data_wait_share']:.1%}" if "data_wait_share" in row else "-")  # fmt: skip
+    return (
+        row["config"],
+        row["model"],
+        "-" if loader else row["phase"],
+        row["mode"],
+        "-" if loader else row.get("precision", "-"),
+        row["batch_size"],
+        "-" if step else row.get("num_workers", "-"),
+        row["images_per_s"],
+        row["ms_per_step"],
+        f"{row['data_wait_share']:.1%}" if "data_wait_share" in row else "-",
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:

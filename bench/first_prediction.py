@@ -19,16 +19,24 @@ from types import SimpleNamespace
 
 WARM_REQUESTS = 5
 CONTEXT = SimpleNamespace(
-    function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="cold-start-benchmark",
+    function_name="mhist-predict",
+    memory_limit_in_mb=3008,
+    aws_request_id="cold-start-benchmark",
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
-)  # fmt: skip
+)
 
 
 def main() -> None:
     wall_started = time.time()
     body = base64.b64encode(Path(sys.argv[1]).read_bytes()).decode()
-    event = {"version": "2.0", "rawPath": "/predict", "requestContext": {"http": {"method": "POST"}},
-             "headers": {"content-type": "image/png"}, "body": body, "isBase64Encoded": True}  # fmt: skip
+    event = {
+        "version": "2.0",
+        "rawPath": "/predict",
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {"content-type": "image/png"},
+        "body": body,
+        "isBase64Encoded": True,
+    }
     started = time.perf_counter()
     import inference.lambda_handler as function  # the init phase: imports and the model load
 
@@ -45,18 +53,24 @@ def main() -> None:
     from bench.common import peak_rss_mb  # after the timed part: it imports numpy, as the handler already did
 
     predictor = function.holder.predictor
-    print("FIRST_PREDICTION " + json.dumps({
-        "status": response["statusCode"],
-        "main_started_at": wall_started,
-        "first_answered_at": first_answered_at,
-        "imports_s": imports_s,
-        "init_s": function.INIT_SECONDS,
-        "load_s": predictor.load_seconds if predictor else None,
-        "file": predictor.path.name if predictor else None,
-        "first_request_s": first_request_s,
-        "warm_request_s": statistics.median(warm),
-        "peak_rss_mb": peak_rss_mb(),
-    }), flush=True)  # fmt: skip
+    print(
+        "FIRST_PREDICTION "
+        + json.dumps(
+            {
+                "status": response["statusCode"],
+                "main_started_at": wall_started,
+                "first_answered_at": first_answered_at,
+                "imports_s": imports_s,
+                "init_s": function.INIT_SECONDS,
+                "load_s": predictor.load_seconds if predictor else None,
+                "file": predictor.path.name if predictor else None,
+                "first_request_s": first_request_s,
+                "warm_request_s": statistics.median(warm),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -65,10 +65,12 @@ def _ort_matmul(m: int, k: int, n: int) -> Callable[[], object]:
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "probe",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = rng.standard_normal((m, k), dtype=np.float32)
@@ -247,10 +249,12 @@ def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
         "kernel_ms_per_image": kernel * scale,
         "ops_ms_per_image": {op: t * scale for op, t in sorted(per_op.items(), key=lambda item: -item[1])},
         "matmul_share": sum(t for op, t in per_op.items() if op in MATMULS) / kernel if kernel else 0.0,
-        **{f"{kind}_matmul_gflops": flops / seconds / 1e9 if seconds else float("nan")
-           for kind, (flops, seconds) in work.items()},
+        **{
+            f"{kind}_matmul_gflops": flops / seconds / 1e9 if seconds else float("nan")
+            for kind, (flops, seconds) in work.items()
+        },
         "weight_matmul_alone_gflops": alone_gflops(weight_shapes),
-    }  # fmt: skip
+    }
 
 
 PEAK_CHILD = """
@@ -295,8 +299,13 @@ def floor_work(is_mlp: bool, runtime: str, batch: int, weight_bytes: float, flop
     return ({"int8": "int8_gops", "bf16": "bf16_gflops"}.get(precision, "fp32_gflops"), flops * batch)
 
 
-def floor_fields(samples: list[float], batch: int, bound: tuple[str, float] | None, floors: dict[str, Peak],
-                 probe_samples: dict[str, list[float]]) -> dict[str, float]:  # fmt: skip
+def floor_fields(
+    samples: list[float],
+    batch: int,
+    bound: tuple[str, float] | None,
+    floors: dict[str, Peak],
+    probe_samples: dict[str, list[float]],
+) -> dict[str, float]:
     """A row against its floor, the probe timed in turn with it: ``vs_floor`` median over median,
     ``best_vs_floor`` fastest over fastest."""
     if bound is None:
@@ -385,20 +394,24 @@ def bench_model(
         probe_samples = dict(zip(kinds, timings[len(loaded) :], strict=True))
         for (runtime, one), samples in zip(loaded.items(), timings[: len(loaded)], strict=True):
             per_image = [s / batch for s in samples]
-            rows.append({
-                "model": name, "runtime": runtime, "batch": batch,
-                "median_ms_per_image": statistics.median(per_image) * 1000,
-                "p95_ms_per_image": float(np.percentile(per_image, 95)) * 1000,
-                "images_per_s": batch / statistics.median(samples),
-                "size_mb": one.size / 1e6,
-                "load_s": one.load_s,
-                "peak_mb": one.peak_mb,
-                "precision": one.precision,
-                "max_abs_diff_vs_fp32": difference(one, images, reference),
-                **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
-                "floor": floor_name(is_mlp, bounds[runtime]),
-                **({"profile": op_breakdown(one.path, images)} if runtime.startswith("onnx") and profile else {}),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "runtime": runtime,
+                    "batch": batch,
+                    "median_ms_per_image": statistics.median(per_image) * 1000,
+                    "p95_ms_per_image": float(np.percentile(per_image, 95)) * 1000,
+                    "images_per_s": batch / statistics.median(samples),
+                    "size_mb": one.size / 1e6,
+                    "load_s": one.load_s,
+                    "peak_mb": one.peak_mb,
+                    "precision": one.precision,
+                    "max_abs_diff_vs_fp32": difference(one, images, reference),
+                    **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
+                    "floor": floor_name(is_mlp, bounds[runtime]),
+                    **({"profile": op_breakdown(one.path, images)} if runtime.startswith("onnx") and profile else {}),
+                }
+            )
     return sorted(rows, key=lambda r: (RUNTIMES.index(r["runtime"]), batches.index(r["batch"])))
 
 
@@ -411,13 +424,40 @@ def markdown(result: dict) -> str:
         f"The libraries' own rates (GFLOP/s, GB/s): {libraries}.\n\n"
     )
     rows = [
-        (r["model"], r["runtime"], r["precision"], r["batch"], r["median_ms_per_image"], r["p95_ms_per_image"],
-         r["images_per_s"], r["floor_ms_per_image"], r["vs_floor"], r["best_vs_floor"], r["max_abs_diff_vs_fp32"],
-         r["size_mb"], r["load_s"], r["peak_mb"])
+        (
+            r["model"],
+            r["runtime"],
+            r["precision"],
+            r["batch"],
+            r["median_ms_per_image"],
+            r["p95_ms_per_image"],
+            r["images_per_s"],
+            r["floor_ms_per_image"],
+            r["vs_floor"],
+            r["best_vs_floor"],
+            r["max_abs_diff_vs_fp32"],
+            r["size_mb"],
+            r["load_s"],
+            r["peak_mb"],
+        )
         for r in result["rows"]
-    ]  # fmt: skip
-    headers = ("model", "runtime", "ran as", "batch", "median ms/img", "p95 ms/img", "img/s", "floor ms/img",
-               "x floor", "best x floor", "max dP vs fp32", "size MB", "load s", "peak MB")  # fmt: skip
+    ]
+    headers = (
+        "model",
+        "runtime",
+        "ran as",
+        "batch",
+        "median ms/img",
+        "p95 ms/img",
+        "img/s",
+        "floor ms/img",
+        "x floor",
+        "best x floor",
+        "max dP vs fp32",
+        "size MB",
+        "load s",
+        "peak MB",
+    )
     note = (
         "\n`floor`: the row's FLOPs (ViT, at the fp32 or int8 peak) or weight bytes (MLP, batch 1, at the read rate) "
         "at the hardware's peak, its kernel timed in turn with the model's runtimes so that the machine's drift moves "
@@ -471,12 +511,34 @@ def profile_markdown(result: dict) -> str:
     for r in profiled:
         p = r["profile"]
         others = [(op, ms) for op, ms in p["ops_ms_per_image"].items() if op not in MATMULS][:3]
-        rows.append((r["model"], r["runtime"], r["batch"], p["kernel_ms_per_image"], f"{p['matmul_share']:.0%}",
-                     p["fp32_matmul_gflops"], p["fp32_matmul_gflops"] / probe, p["weight_matmul_gflops"],
-                     p["weight_matmul_alone_gflops"], p["integer_matmul_gflops"],
-                     ", ".join(f"{op} {ms:.1f}" for op, ms in others)))  # fmt: skip
-    headers = ("model", "runtime", "batch", "kernel ms/img", "matmul share", "fp32 matmul GFLOP/s", "of peak",
-               "weight matmuls GFLOP/s", "same shapes alone", "int8 matmul GOP/s", "next ops (ms/img)")  # fmt: skip
+        rows.append(
+            (
+                r["model"],
+                r["runtime"],
+                r["batch"],
+                p["kernel_ms_per_image"],
+                f"{p['matmul_share']:.0%}",
+                p["fp32_matmul_gflops"],
+                p["fp32_matmul_gflops"] / probe,
+                p["weight_matmul_gflops"],
+                p["weight_matmul_alone_gflops"],
+                p["integer_matmul_gflops"],
+                ", ".join(f"{op} {ms:.1f}" for op, ms in others),
+            )
+        )
+    headers = (
+        "model",
+        "runtime",
+        "batch",
+        "kernel ms/img",
+        "matmul share",
+        "fp32 matmul GFLOP/s",
+        "of peak",
+        "weight matmuls GFLOP/s",
+        "same shapes alone",
+        "int8 matmul GOP/s",
+        "next ops (ms/img)",
+    )
     return (
         "\nWhere the time goes (onnxruntime's profile of the same file in a separate session, kernel time only, "
         "so its ms need not match the timed median): the matmuls' share and the rate they reach inside the model, "

@@ -68,11 +68,14 @@ class Prices:
         """Values no cost can come from; each named as its flag."""
         memory, fraction = self.lambda_memory_mb, self.cold_start_fraction
         checks = [
-            *((flag(f.name), getattr(self, f.name), getattr(self, f.name) >= 0, "at least 0")
-              for f in fields(self) if "usd" in f.name),
+            *(
+                (flag(f.name), getattr(self, f.name), getattr(self, f.name) >= 0, "at least 0")
+                for f in fields(self)
+                if "usd" in f.name
+            ),
             (flag("lambda_memory_mb"), memory, 128 <= memory <= 10240, "128..10240, as Lambda allows"),
             (flag("cold_start_fraction"), fraction, 0 <= fraction <= 1, "a fraction, 0..1"),
-        ]  # fmt: skip
+        ]
         return [f"{name} must be {rule}, got {value}" for name, value, ok, rule in checks if not ok]
 
 
@@ -153,21 +156,30 @@ def latest_runs(tracking_uri: str, experiment: str) -> list[dict]:
     if found is None:
         return []
     runs, seen = [], set()
-    for run in client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=500):  # fmt: skip
+    for run in client.search_runs(
+        [found.experiment_id],
+        "attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=500,
+    ):
         name, metrics = run.data.tags.get("model_name"), run.data.metrics
         if not name or name in seen or "int8/servable" not in metrics:
             continue
         seen.add(name)
         sizes = {a.path.split("/")[-1]: a.file_size for a in client.list_artifacts(run.info.run_id, "model")}
-        runs.append({
-            "model": name, "run_id": run.info.run_id, "data_root": run.data.params.get("data.root", "?"),
-            "data_fingerprint": run.data.tags.get("data_fingerprint", "?"),
-            "metrics": {k: metrics.get(f"test_tuned/{k}", float("nan")) for k in (*QUALITY, "threshold")},
-            "int8_servable": bool(metrics.get("int8/servable")), "int8_auroc_drop": metrics.get("int8/auroc_drop"),
-            "int8_label_agreement": metrics.get("int8/label_agreement"),
-            "size_mb": {k: v / 1e6 for k, v in sizes.items() if k.endswith(".onnx") and v},
-        })  # fmt: skip
+        runs.append(
+            {
+                "model": name,
+                "run_id": run.info.run_id,
+                "data_root": run.data.params.get("data.root", "?"),
+                "data_fingerprint": run.data.tags.get("data_fingerprint", "?"),
+                "metrics": {k: metrics.get(f"test_tuned/{k}", float("nan")) for k in (*QUALITY, "threshold")},
+                "int8_servable": bool(metrics.get("int8/servable")),
+                "int8_auroc_drop": metrics.get("int8/auroc_drop"),
+                "int8_label_agreement": metrics.get("int8/label_agreement"),
+                "size_mb": {k: v / 1e6 for k, v in sizes.items() if k.endswith(".onnx") and v},
+            }
+        )
     return sorted(runs, key=lambda r: (family(r["model"]), r["model"]))
 
 
@@ -188,21 +200,48 @@ def quality_section(runs: list[dict], out: Path, looked_in: str) -> Section:
     if not runs:
         section.text.append(f"{looked_in[0].upper()}{looked_in[1:]}: train one (`make demo`, or `training/fit.py`).")
         return section
-    headers = ("model", "run", "data", *QUALITY, "threshold", "int8 servable", "int8 AUROC drop", "int8 labels agree",
-               "fp32 MB", "int8 MB")  # fmt: skip
-    rows = [(r["model"], r["run_id"][:8], r["data_root"], *(r["metrics"][k] for k in QUALITY),
-             r["metrics"]["threshold"],
-             "yes" if r["int8_servable"] else "no", r["int8_auroc_drop"] if r["int8_auroc_drop"] is not None else "-",
-             f"{r['int8_label_agreement']:.1%}" if r.get("int8_label_agreement") is not None else "-",
-             *(r["size_mb"].get(MODEL_FILES[p], float("nan")) for p in ("fp32", "int8")))
-            for r in runs]  # fmt: skip
+    headers = (
+        "model",
+        "run",
+        "data",
+        *QUALITY,
+        "threshold",
+        "int8 servable",
+        "int8 AUROC drop",
+        "int8 labels agree",
+        "fp32 MB",
+        "int8 MB",
+    )
+    rows = [
+        (
+            r["model"],
+            r["run_id"][:8],
+            r["data_root"],
+            *(r["metrics"][k] for k in QUALITY),
+            r["metrics"]["threshold"],
+            "yes" if r["int8_servable"] else "no",
+            r["int8_auroc_drop"] if r["int8_auroc_drop"] is not None else "-",
+            f"{r['int8_label_agreement']:.1%}" if r.get("int8_label_agreement") is not None else "-",
+            *(r["size_mb"].get(MODEL_FILES[p], float("nan")) for p in ("fp32", "int8")),
+        )
+        for r in runs
+    ]
     section.tables.append((headers, rows))
-    section.text.append("Read these beside the data they came from: a run on the generated demo data says the "
-                        "pipeline works, not how well a model finds SSA in MHIST. `int8 servable` is the export's "
-                        "gate on the validation split: its two measures, the AUROC drop and the share of labels "
-                        "that agree with fp32, are beside it.")  # fmt: skip
-    section.images.append(_bars(out / "quality.png", "Test metrics at the tuned threshold", list(QUALITY),
-                                {r["model"]: [r["metrics"][k] for k in QUALITY] for r in runs}, "value"))  # fmt: skip
+    section.text.append(
+        "Read these beside the data they came from: a run on the generated demo data says the "
+        "pipeline works, not how well a model finds SSA in MHIST. `int8 servable` is the export's "
+        "gate on the validation split: its two measures, the AUROC drop and the share of labels "
+        "that agree with fp32, are beside it."
+    )
+    section.images.append(
+        _bars(
+            out / "quality.png",
+            "Test metrics at the tuned threshold",
+            list(QUALITY),
+            {r["model"]: [r["metrics"][k] for k in QUALITY] for r in runs},
+            "value",
+        )
+    )
     return section
 
 
@@ -210,46 +249,115 @@ def latency_section(result: dict, out: Path) -> Section:
     section = Section("Inference latency per runtime (CPU)")
     section.text.append(f"Measured on {describe(result['machine'])}, {result['machine']['date']}.")
     rows = result["rows"]
-    section.text.append("A model's runtimes and its floor's probe (the fastest one) are timed in turn, call by call; "
-                        "`x floor` is median over median, `best` fastest over fastest.")  # fmt: skip
-    headers = ("model", "runtime", "batch", "median ms/img", "floor ms/img", "x floor", "best", "img/s", "size MB",
-               "load s")  # fmt: skip
-    section.tables.append((headers, [(r["model"], r["runtime"], r["batch"], r["median_ms_per_image"],
-                                      r["floor_ms_per_image"], r.get("vs_floor", float("nan")),
-                                      r.get("best_vs_floor", float("nan")), r["images_per_s"], r["size_mb"],
-                                      r["load_s"]) for r in rows]))  # fmt: skip
+    section.text.append(
+        "A model's runtimes and its floor's probe (the fastest one) are timed in turn, call by call; "
+        "`x floor` is median over median, `best` fastest over fastest."
+    )
+    headers = (
+        "model",
+        "runtime",
+        "batch",
+        "median ms/img",
+        "floor ms/img",
+        "x floor",
+        "best",
+        "img/s",
+        "size MB",
+        "load s",
+    )
+    section.tables.append(
+        (
+            headers,
+            [
+                (
+                    r["model"],
+                    r["runtime"],
+                    r["batch"],
+                    r["median_ms_per_image"],
+                    r["floor_ms_per_image"],
+                    r.get("vs_floor", float("nan")),
+                    r.get("best_vs_floor", float("nan")),
+                    r["images_per_s"],
+                    r["size_mb"],
+                    r["load_s"],
+                )
+                for r in rows
+            ],
+        )
+    )
     models = sorted({r["model"] for r in rows})
     runtimes = sorted({r["runtime"] for r in rows}, key=RUNTIMES.index)
     batch1 = {(r["model"], r["runtime"]): r["median_ms_per_image"] for r in rows if r["batch"] == 1}
     series = {rt: [batch1.get((m, rt), float("nan")) for m in models] for rt in runtimes}
     floors = {r["model"]: r["floor_ms_per_image"] for r in rows if r["batch"] == 1 and r["runtime"] == "onnx-fp32"}
-    section.images.append(_bars(out / "latency.png", "Median latency per image at batch 1 (ms)", models, series, "ms",
-                                floors))  # fmt: skip
+    section.images.append(
+        _bars(out / "latency.png", "Median latency per image at batch 1 (ms)", models, series, "ms", floors)
+    )
     return section
 
 
 def cold_start_section(result: dict) -> Section:
     section = Section("Cold start: process start to first prediction")
-    section.text.append(f"{result['repeats']} fresh processes each, {describe(result['machine'])}, "
-                        f"{result['machine']['date']}.")  # fmt: skip
+    section.text.append(
+        f"{result['repeats']} fresh processes each, {describe(result['machine'])}, {result['machine']['date']}."
+    )
     headers = ("model", "variant", "front door", "median s", "max s", "model load s", "warm request ms", "peak MB")
-    rows = [(r["model"], r["variant"], r["door"], r["median_s"], r["max_s"], r.get("load_s", float("nan")),
-             r.get("warm_request_s", float("nan")) * 1000, r.get("peak_rss_mb", float("nan")))
-            for r in result["rows"]]  # fmt: skip
+    rows = [
+        (
+            r["model"],
+            r["variant"],
+            r["door"],
+            r["median_s"],
+            r["max_s"],
+            r.get("load_s", float("nan")),
+            r.get("warm_request_s", float("nan")) * 1000,
+            r.get("peak_rss_mb", float("nan")),
+        )
+        for r in result["rows"]
+    ]
     section.tables.append((headers, rows))
     return section
 
 
 def serving_section(result: dict) -> Section:
     section = Section("The EC2 service under load (gunicorn on 127.0.0.1)")
-    section.text.append(f"{result['seconds']:.0f} s per level, {describe(result['machine'])}, "
-                        f"{result['machine']['date']}. Layout: gunicorn workers x threads; raw: the same layout's "
-                        "predictors in-process, measured in slices alternating with the service's.")  # fmt: skip
-    headers = ("model", "config", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "raw req/s",
-               "raw p50 ms", "failures")  # fmt: skip
-    rows = [(m["model"], m.get("config", "today"), m["file"], m["layout"], r["concurrency"], r["throughput_per_s"],
-             r["p50_ms"], r["p95_ms"], r["p99_ms"], r["raw_per_s"], r["raw_p50_ms"], r["failures"])
-            for m in result["models"] for r in m["levels"]]  # fmt: skip
+    section.text.append(
+        f"{result['seconds']:.0f} s per level, {describe(result['machine'])}, "
+        f"{result['machine']['date']}. Layout: gunicorn workers x threads; raw: the same layout's "
+        "predictors in-process, measured in slices alternating with the service's."
+    )
+    headers = (
+        "model",
+        "config",
+        "file",
+        "layout",
+        "clients",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "raw req/s",
+        "raw p50 ms",
+        "failures",
+    )
+    rows = [
+        (
+            m["model"],
+            m.get("config", "today"),
+            m["file"],
+            m["layout"],
+            r["concurrency"],
+            r["throughput_per_s"],
+            r["p50_ms"],
+            r["p95_ms"],
+            r["p99_ms"],
+            r["raw_per_s"],
+            r["raw_p50_ms"],
+            r["failures"],
+        )
+        for m in result["models"]
+        for r in m["levels"]
+    ]
     section.tables.append((headers, rows))
     return section
 
@@ -257,8 +365,10 @@ def serving_section(result: dict) -> Section:
 def training_section(result: dict) -> Section:
     section = Section("Training throughput")
     s = result["settings"]
-    section.text.append(f"{describe(result['machine'])}, {result['machine']['date']}; accelerator {s['accelerator']}, "
-                        f"channels-last {s['channels_last']}, compile {s['compile']}.")  # fmt: skip
+    section.text.append(
+        f"{describe(result['machine'])}, {result['machine']['date']}; accelerator {s['accelerator']}, "
+        f"channels-last {s['channels_last']}, compile {s['compile']}."
+    )
     headers, rows = TRAINING_HEADERS, [training_cells(r) for r in result["rows"]]
     section.tables.append((headers, rows))
     return section
@@ -284,13 +394,19 @@ def costs(results: dict[str, dict], prices: Prices) -> list[dict]:
         served = saturation.get(row["model"])
         measured = served is not None and served[0] == file
         ec2 = ec2_usd_per_million(served[1], prices) if measured else float("nan")
-        out.append({
-            "model": row["model"], "variant": row["variant"], "measured_ms": row["warm_request_s"] * 1000,
-            "lambda_ms": duration * 1000, "peak_mb": row.get("peak_rss_mb", float("nan")),
-            "lambda_usd_per_million": per_million, "ec2_usd_per_million": ec2,
-            "ec2_layout": served[2] if measured else "-",
-            "break_even_per_month": break_even_per_month(per_million, prices),
-        })  # fmt: skip
+        out.append(
+            {
+                "model": row["model"],
+                "variant": row["variant"],
+                "measured_ms": row["warm_request_s"] * 1000,
+                "lambda_ms": duration * 1000,
+                "peak_mb": row.get("peak_rss_mb", float("nan")),
+                "lambda_usd_per_million": per_million,
+                "ec2_usd_per_million": ec2,
+                "ec2_layout": served[2] if measured else "-",
+                "break_even_per_month": break_even_per_month(per_million, prices),
+            }
+        )
     return out
 
 
@@ -313,18 +429,49 @@ def cost_section(rows: list[dict], prices: Prices, cpus: int, out: Path) -> Sect
         return section
     for row in rows:
         if row["peak_mb"] == row["peak_mb"] and row["peak_mb"] > memory * 0.9:
-            section.text.append(f"WARNING: {row['model']} {row['variant']} peaked at {row['peak_mb']:.0f} MB, too "
-                                f"close to the Lambda's {memory} MB.")  # fmt: skip
-    headers = ("model", "variant", "handler ms here", "Lambda ms", "peak MB", "Lambda $/M", "EC2 $/M (busy)",
-               "EC2 layout", "break-even /month")  # fmt: skip
-    table = [(r["model"], r["variant"], r["measured_ms"], r["lambda_ms"], r["peak_mb"], r["lambda_usd_per_million"],
-              r["ec2_usd_per_million"], r["ec2_layout"], f"{r['break_even_per_month'] / 1e6:.1f} M")
-             for r in rows]  # fmt: skip
+            section.text.append(
+                f"WARNING: {row['model']} {row['variant']} peaked at {row['peak_mb']:.0f} MB, too "
+                f"close to the Lambda's {memory} MB."
+            )
+    headers = (
+        "model",
+        "variant",
+        "handler ms here",
+        "Lambda ms",
+        "peak MB",
+        "Lambda $/M",
+        "EC2 $/M (busy)",
+        "EC2 layout",
+        "break-even /month",
+    )
+    table = [
+        (
+            r["model"],
+            r["variant"],
+            r["measured_ms"],
+            r["lambda_ms"],
+            r["peak_mb"],
+            r["lambda_usd_per_million"],
+            r["ec2_usd_per_million"],
+            r["ec2_layout"],
+            f"{r['break_even_per_month'] / 1e6:.1f} M",
+        )
+        for r in rows
+    ]
     section.tables.append((headers, table))
     labels = [f"{r['model']} {r['variant']}" for r in rows]
-    section.images.append(_bars(out / "cost.png", "USD per million predictions", labels, {
-        "Lambda + API Gateway": [r["lambda_usd_per_million"] for r in rows],
-        "EC2 (busy)": [r["ec2_usd_per_million"] for r in rows]}, "USD"))  # fmt: skip
+    section.images.append(
+        _bars(
+            out / "cost.png",
+            "USD per million predictions",
+            labels,
+            {
+                "Lambda + API Gateway": [r["lambda_usd_per_million"] for r in rows],
+                "EC2 (busy)": [r["ec2_usd_per_million"] for r in rows],
+            },
+            "USD",
+        )
+    )
     return section
 
 
@@ -350,11 +497,15 @@ def _floor_detail(row: dict, inference: dict) -> str:
     if not profile or not math.isfinite(profile["fp32_matmul_gflops"]):
         return detail
     rate, alone = profile["fp32_matmul_gflops"], profile.get("weight_matmul_alone_gflops", math.nan)
-    detail += (f"; matmuls {profile['matmul_share']:.0%} of kernel time, at {rate:.0f} GFLOP/s in the model "
-               f"({rate / ceilings['fp32_gflops']:.0%} of the fp32 peak)")  # fmt: skip
+    detail += (
+        f"; matmuls {profile['matmul_share']:.0%} of kernel time, at {rate:.0f} GFLOP/s in the model "
+        f"({rate / ceilings['fp32_gflops']:.0%} of the fp32 peak)"
+    )
     if math.isfinite(alone):
-        detail += (f"; its weight matmuls reach {profile['weight_matmul_gflops']:.0f} GFLOP/s in the model and "
-                   f"{alone:.0f} at the same shapes alone")  # fmt: skip
+        detail += (
+            f"; its weight matmuls reach {profile['weight_matmul_gflops']:.0f} GFLOP/s in the model and "
+            f"{alone:.0f} at the same shapes alone"
+        )
     return detail
 
 
@@ -375,14 +526,24 @@ def goals_section(results: dict[str, dict]) -> Section:
         for (model, runtime), row in sorted(batch1.items()):
             if runtime == "onnx-int8" and (model, "onnx-fp32") in batch1:
                 speedup = batch1[(model, "onnx-fp32")]["median_ms_per_image"] / row["median_ms_per_image"]
-                lines.append(_goal(f"{model} int8 at least {INT8_SPEEDUP_GOAL}x faster than fp32",
-                                   speedup >= INT8_SPEEDUP_GOAL, f"{speedup:.1f}x"))  # fmt: skip
+                lines.append(
+                    _goal(
+                        f"{model} int8 at least {INT8_SPEEDUP_GOAL}x faster than fp32",
+                        speedup >= INT8_SPEEDUP_GOAL,
+                        f"{speedup:.1f}x",
+                    )
+                )
     cold = results.get("cold_start")
     for row in (cold or {}).get("rows", []):
         goal = COLD_START_GOAL_S.get((row["model"], row["variant"]))
         if row["door"] == "lambda" and goal is not None:
-            lines.append(_goal(f"{row['model']} {row['variant']} cold start under {goal} s", row["median_s"] < goal,
-                               f"{row['median_s']:.2f} s"))  # fmt: skip
+            lines.append(
+                _goal(
+                    f"{row['model']} {row['variant']} cold start under {goal} s",
+                    row["median_s"] < goal,
+                    f"{row['median_s']:.2f} s",
+                )
+            )
     served = (results.get("serving") or {}).get("models", [])
     for model in dict.fromkeys(m["model"] for m in served):
         verdict = batched_against_today(served, model)
@@ -395,10 +556,20 @@ def goals_section(results: dict[str, dict]) -> Section:
     for m in served:
         service = f"{m['model']} service ({m.get('config', 'today')}, {m['layout']})"
         overhead = m["p50_overhead_ms"]
-        lines.append(_goal(f"{service}: p50 at 1 client within {P50_OVERHEAD_GOAL_MS:.0f} ms of the predictor",
-                           overhead <= P50_OVERHEAD_GOAL_MS, f"{overhead:+.1f} ms"))  # fmt: skip
-        lines.append(_goal(f"{service}: throughput at saturation >= {SATURATION_GOAL:.0%} of the predictor's",
-                           m["saturation_ratio"] >= SATURATION_GOAL, f"{m['saturation_ratio']:.0%}"))  # fmt: skip
+        lines.append(
+            _goal(
+                f"{service}: p50 at 1 client within {P50_OVERHEAD_GOAL_MS:.0f} ms of the predictor",
+                overhead <= P50_OVERHEAD_GOAL_MS,
+                f"{overhead:+.1f} ms",
+            )
+        )
+        lines.append(
+            _goal(
+                f"{service}: throughput at saturation >= {SATURATION_GOAL:.0%} of the predictor's",
+                m["saturation_ratio"] >= SATURATION_GOAL,
+                f"{m['saturation_ratio']:.0%}",
+            )
+        )
         lines.append(_goal(f"{service}: no failed request", m["failures"] == 0, f"{m['failures']} failed"))
     training = (results.get("training") or {}).get("rows", [])
     lines += [_loading_goal(fit, training) for fit in training if fit["mode"] == "fit"]
@@ -425,8 +596,10 @@ def _loading_goal(fit: dict, rows: list[dict]) -> str:
         met = met and ahead >= 1
     if step:
         slower = fit["step_ms_in_fit"] / step["ms_per_step"] - 1
-        detail += (f"; fit at {fit['images_per_s'] / step['images_per_s']:.0%} of the step alone, its steps "
-                   f"{slower:+.0%} beside the loader's workers")  # fmt: skip
+        detail += (
+            f"; fit at {fit['images_per_s'] / step['images_per_s']:.0%} of the step alone, its steps "
+            f"{slower:+.0%} beside the loader's workers"
+        )
     return _goal(what, met, detail)
 
 
@@ -435,9 +608,13 @@ def _goal(what: str, met: bool, measured: str) -> str:
 
 
 def _bars(
-    path: Path, title: str, groups: list[str], series: dict[str, list[float]], unit: str,
+    path: Path,
+    title: str,
+    groups: list[str],
+    series: dict[str, list[float]],
+    unit: str,
     floors: dict[str, float] | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Save ``bar_figure``'s chart; returns the file name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     bar_figure(title, groups, series, unit, floors).savefig(path, dpi=110)
@@ -458,8 +635,15 @@ def bar_figure(
         ax.bar_label(bars, labels=["-" if v != v else f"{v:.3g}" for v in values], fontsize=7)
     drawn = [(g, floors[group]) for g, group in enumerate(groups) if (floors or {}).get(group, math.nan) > 0]
     for n, (g, floor) in enumerate(drawn):
-        ax.hlines(floor, g - 0.45, g + 0.45, colors="black", linestyles="--", linewidth=1.2,
-                  label="fp32 floor" if n == 0 else None)  # fmt: skip
+        ax.hlines(
+            floor,
+            g - 0.45,
+            g + 0.45,
+            colors="black",
+            linestyles="--",
+            linewidth=1.2,
+            label="fp32 floor" if n == 0 else None,
+        )
     ax.set_xticks(range(len(groups)), groups, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel(unit)
     ax.set_title(title)
@@ -501,11 +685,15 @@ def render_html(title: str, sections: list[Section], folder: Path) -> str:
         for image in s.images:
             data = base64.b64encode((folder / image).read_bytes()).decode()
             body.append(f'<img alt="{html.escape(s.title)}" src="data:image/png;base64,{data}">')
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "text-align:right}img{max-width:100%}")  # fmt: skip
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
-           f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def update_readme(readme: Path, summary: str) -> None:
@@ -537,8 +725,11 @@ def log_to_mlflow(tracking_uri: str, folder: Path, prices: Prices, runs: list[di
         if experiment
         else client.create_experiment("mhist-comparison", artifact_location=_artifact_location(tracking_uri))
     )
-    run = client.create_run(experiment_id, run_name=f"comparison-{time.strftime('%Y%m%d-%H%M')}",
-                            tags={f"source_run.{r['model']}": r["run_id"] for r in runs})  # fmt: skip
+    run = client.create_run(
+        experiment_id,
+        run_name=f"comparison-{time.strftime('%Y%m%d-%H%M')}",
+        tags={f"source_run.{r['model']}": r["run_id"] for r in runs},
+    )
     run_id = run.info.run_id
     try:
         for key, value in asdict(prices).items():

@@ -104,10 +104,14 @@ class Load:
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"concurrency": self.concurrency, "requests": len(self.latencies), "failures": len(self.failures),
-                "failure_examples": sorted(set(self.failures))[:3],
-                "throughput_per_s": len(self.latencies) / self.seconds if self.seconds else 0.0,
-                **summary_ms(self.latencies)}  # fmt: skip
+        return {
+            "concurrency": self.concurrency,
+            "requests": len(self.latencies),
+            "failures": len(self.failures),
+            "failure_examples": sorted(set(self.failures))[:3],
+            "throughput_per_s": len(self.latencies) / self.seconds if self.seconds else 0.0,
+            **summary_ms(self.latencies),
+        }
 
 
 def closed_loop(call: Call, concurrency: int, seconds: float, load: Load | None = None) -> Load:
@@ -178,8 +182,12 @@ def measure_level(service: Call, raw: Call, concurrency: int, callers: int, seco
         closed_loop(service, concurrency, seconds / rounds, service_load)
         cpu += time.process_time() - cpu_started
     level, baseline = service_load.summary(), raw_load.summary()
-    level.update(client_cpu_share=cpu / service_load.seconds, raw_per_s=baseline["throughput_per_s"],
-                 raw_p50_ms=baseline["p50_ms"], raw_callers=callers)  # fmt: skip
+    level.update(
+        client_cpu_share=cpu / service_load.seconds,
+        raw_per_s=baseline["throughput_per_s"],
+        raw_p50_ms=baseline["p50_ms"],
+        raw_callers=callers,
+    )
     return level
 
 
@@ -189,9 +197,15 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
     threads = session_threads(layout.workers)  # as each gunicorn worker's session gets
     predictors = [Predictor.load(path, threads=threads, batching=config.batching) for _ in range(layout.workers)]
     raw = predictor_call(predictors, png)
-    env = {"MODEL_NAME": name, "MODEL_VARIANT": args.variant, "WEB_CONCURRENCY": str(layout.workers),
-           "GUNICORN_THREADS": str(layout.threads), "BATCH_WAIT_MS": str(config.batch_wait_ms),
-           "MODEL_RUNTIME": args.runtime, "LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        "MODEL_NAME": name,
+        "MODEL_VARIANT": args.variant,
+        "WEB_CONCURRENCY": str(layout.workers),
+        "GUNICORN_THREADS": str(layout.threads),
+        "BATCH_WAIT_MS": str(config.batch_wait_ms),
+        "MODEL_RUNTIME": args.runtime,
+        "LOG_LEVEL": "warning",
+    }
     context, base_url = gunicorn(store, work / f"{name}-{config.label}-{layout}.log", **env)
     levels = []
     with contextlib.ExitStack() as stack:
@@ -203,22 +217,34 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
         for concurrency in args.concurrency:
             server_ms: list[float] = []
             callers = min(concurrency, layout.workers * layout.threads)  # more callers than that only queue
-            level = measure_level(http_call(base_url, png, server_ms), raw, concurrency, callers, args.seconds,
-                                  args.rounds)  # fmt: skip
+            level = measure_level(
+                http_call(base_url, png, server_ms), raw, concurrency, callers, args.seconds, args.rounds
+            )
             level["server_p50_ms"] = statistics.median(server_ms) if server_ms else float("nan")
             levels.append(level)
-            print(f"{name} {config.label} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 "
-                  f"{level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) failures {level['failures']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{name} {config.label} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 "
+                f"{level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) failures {level['failures']}",
+                flush=True,
+            )
     first, last = levels[0], levels[-1]
     return {
-        "model": name, "variant": args.variant, "file": path.name, "layout": str(layout), "proxy": args.proxy,
-        "config": config.label, "quantization": config.quantization, "batch_wait_ms": config.batch_wait_ms,
-        "workers": layout.workers, "threads": layout.threads, "session_threads": threads, "levels": levels,
+        "model": name,
+        "variant": args.variant,
+        "file": path.name,
+        "layout": str(layout),
+        "proxy": args.proxy,
+        "config": config.label,
+        "quantization": config.quantization,
+        "batch_wait_ms": config.batch_wait_ms,
+        "workers": layout.workers,
+        "threads": layout.threads,
+        "session_threads": threads,
+        "levels": levels,
         "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
         "failures": sum(level["failures"] for level in levels),
-    }  # fmt: skip
+    }
 
 
 def markdown(result: dict) -> str:
@@ -229,15 +255,42 @@ def markdown(result: dict) -> str:
         "worker's session on cores / workers threads; `raw`: the same layout's predictors in-process, in slices "
         "alternating with the service's; `client CPU`: the load generator's share of one core.\n"
     ]
-    headers = ("model", "config", "file", "layout", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server p50 ms",
-               "raw req/s", "raw p50 ms", "client CPU", "failures")  # fmt: skip
+    headers = (
+        "model",
+        "config",
+        "file",
+        "layout",
+        "clients",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "server p50 ms",
+        "raw req/s",
+        "raw p50 ms",
+        "client CPU",
+        "failures",
+    )
     for m in result["models"]:
         rows = [
-            (m["model"], m["config"], m["file"], m["layout"], r["concurrency"], r["throughput_per_s"], r["p50_ms"],
-             r["p95_ms"], r["p99_ms"], r["server_p50_ms"], r["raw_per_s"], r["raw_p50_ms"],
-             f"{r['client_cpu_share']:.0%}", r["failures"])
+            (
+                m["model"],
+                m["config"],
+                m["file"],
+                m["layout"],
+                r["concurrency"],
+                r["throughput_per_s"],
+                r["p50_ms"],
+                r["p95_ms"],
+                r["p99_ms"],
+                r["server_p50_ms"],
+                r["raw_per_s"],
+                r["raw_p50_ms"],
+                f"{r['client_cpu_share']:.0%}",
+                r["failures"],
+            )
             for r in m["levels"]
-        ]  # fmt: skip
+        ]
         verdicts = (
             f"p50 overhead at {m['levels'][0]['concurrency']} client(s) {m['p50_overhead_ms']:.1f} ms (goal <= "
             f"{P50_OVERHEAD_GOAL_MS:.0f}: {'met' if m['p50_overhead_ms'] <= P50_OVERHEAD_GOAL_MS else 'MISSED'}); "

@@ -71,8 +71,9 @@ class StepTimer(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._started = self._now(pl_module)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         ended = self._now(pl_module)
         if trainer.global_step > self.warmup:
             self.steps.append(ended - self._started)
@@ -109,8 +110,16 @@ def instantiate(
     path: Path, raw: dict, data_root: Path, batch_size: int | None, num_workers: int | None = None
 ) -> tuple[LightningModule, MhistDataModule, dict]:
     """Model and data module exactly as ``fit.py`` builds them from the config, random weights."""
-    args = ["--config", str(path), "--data.root", str(data_root), "--trainer.logger", "false", "--model.scheduler",
-            "none"]  # fmt: skip
+    args = [
+        "--config",
+        str(path),
+        "--data.root",
+        str(data_root),
+        "--trainer.logger",
+        "false",
+        "--model.scheduler",
+        "none",
+    ]
     if raw["model"]["net"]["class_path"].endswith("TimmClassifier"):
         args += ["--model.net.init_args.pretrained", "false"]
     if batch_size:
@@ -120,8 +129,15 @@ def instantiate(
     with warnings.catch_warnings():  # the benchmark's own flags are in sys.argv; these args are the fit's
         warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended to run from within Python")
         cli = MhistCLI(args=args)
-    return cli.model, cli.datamodule, {"config": path.name, "trainer": raw.get("trainer", {}),
-                                       "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch}  # fmt: skip
+    return (
+        cli.model,
+        cli.datamodule,
+        {
+            "config": path.name,
+            "trainer": raw.get("trainer", {}),
+            "unfreeze_at_epoch": cli.config.finetuning.unfreeze_at_epoch,
+        },
+    )
 
 
 def loader_batches(steps: int, num_workers: int) -> int:
@@ -141,16 +157,30 @@ def loader_alone(data: MhistDataModule, steps: int) -> dict:
     for _ in range(wanted - 1):
         images += len(next(batches)[0])
     total_s = time.perf_counter() - started
-    return {"mode": "loader", "images_per_s": images / total_s, "ms_per_step": total_s / wanted * 1000,
-            "first_batch_s": first_s, "batch_size": len(first[0]), "batches": wanted}  # fmt: skip
+    return {
+        "mode": "loader",
+        "images_per_s": images / total_s,
+        "ms_per_step": total_s / wanted * 1000,
+        "first_batch_s": first_s,
+        "batch_size": len(first[0]),
+        "batches": wanted,
+    }
 
 
 def trainer_for(args: argparse.Namespace, precision: str, phase: str, steps: int, timer: StepTimer) -> Trainer:
     return Trainer(
-        accelerator=args.accelerator, devices=1, precision=precision, max_steps=steps, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False, limit_val_batches=0,
-        num_sanity_val_steps=0, callbacks=[FreezeThenUnfreeze(unfreeze_at_epoch=PHASES[phase]), timer],
-    )  # fmt: skip
+        accelerator=args.accelerator,
+        devices=1,
+        precision=precision,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[FreezeThenUnfreeze(unfreeze_at_epoch=PHASES[phase]), timer],
+    )
 
 
 def timed_fit(
@@ -174,8 +204,13 @@ def timed_fit(
         trainer.fit(fitted, datamodule=data)
     seconds = timer.steps if mode == "step" else timer.intervals
     peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
-    row = {"mode": mode, "images_per_s": sum(timer.images) / sum(seconds), "batch_size": data.hparams.batch_size,
-           "ms_per_step": statistics.median(seconds) * 1000, "peak_gpu_gib": peak}  # fmt: skip
+    row = {
+        "mode": mode,
+        "images_per_s": sum(timer.images) / sum(seconds),
+        "batch_size": data.hparams.batch_size,
+        "ms_per_step": statistics.median(seconds) * 1000,
+        "peak_gpu_gib": peak,
+    }
     if mode == "fit":
         row |= loader_wait(timer.steps, timer.intervals)
     return row
@@ -205,8 +240,16 @@ def bench_config(path: Path, raw: dict, args: argparse.Namespace, data_root: Pat
                 if mode == "loader"
                 else timed_fit(model, data, args, precision, phase, mode)
             )
-            rows.append({"config": info["config"], "model": model.model_name, "phase": phase, "precision": precision,
-                         "num_workers": data.hparams.num_workers, **result})  # fmt: skip
+            rows.append(
+                {
+                    "config": info["config"],
+                    "model": model.model_name,
+                    "phase": phase,
+                    "precision": precision,
+                    "num_workers": data.hparams.num_workers,
+                    **result,
+                }
+            )
             print(f"{info['config']} {phase} {mode}: {result['images_per_s']:.1f} images/s", flush=True)
     return rows
 

@@ -71,8 +71,10 @@ def against_labels(scores: np.ndarray, truth: np.ndarray, threshold: float) -> s
         found.append(f"sensitivity {float(predicted[truth == 1].mean()):.3f}")
     if negatives:
         found.append(f"specificity {float((~predicted[truth == 0]).mean()):.3f}")
-    return (f"against annotations.csv ({len(truth)} images: {positives} SSA, {negatives} HP): "
-            f"{', '.join(found)} at threshold {threshold:.3f}")  # fmt: skip
+    return (
+        f"against annotations.csv ({len(truth)} images: {positives} SSA, {negatives} HP): "
+        f"{', '.join(found)} at threshold {threshold:.3f}"
+    )
 
 
 def score(source: str, output: Path, predictor: Predictor, batch_size: int = 16) -> list[dict[str, object]]:

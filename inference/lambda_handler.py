@@ -111,6 +111,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="Errors" if status >= 500 else "Refusals", unit=MetricUnit.Count, value=1)
     served = holder.predictor
     model = {"model": served.name, "model_version": served.version} if served else {}
-    logger.info("request", extra={"status": status, "latency_ms": round(latency_ms, 2), "cold_start": cold,
-                                  "init_seconds": round(INIT_SECONDS, 3) if cold else None, **model})  # fmt: skip
+    logger.info(
+        "request",
+        extra={
+            "status": status,
+            "latency_ms": round(latency_ms, 2),
+            "cold_start": cold,
+            "init_seconds": round(INIT_SECONDS, 3) if cold else None,
+            **model,
+        },
+    )
     return _response(status, document, headers)

@@ -48,8 +48,12 @@ def images_from_json(body: bytes, *, batch: bool) -> list[bytes]:
 
 def images_from_form(content_type: str, body: bytes, *, batch: bool) -> list[bytes]:
     """The ``image`` files of a multipart form (any file, if none is called ``image``)."""
-    environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(body)),
-               "wsgi.input": io.BytesIO(body)}  # fmt: skip
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
     try:
         _, _, files = parse_form_data(environ, silent=False)
     except ValueError as error:  # a boundary that is missing or never closes

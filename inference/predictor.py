@@ -115,9 +115,13 @@ class Predictor:
         guard = "no OOD guard" if predictor.ood_cutoff is None else f"OOD cut-off {predictor.ood_cutoff:.4g}"
         log.info("loaded %s (%s) in %.2f s with %s, %s", path, predictor.name, seconds, graph.runtime, guard)
         if metadata.get("servable", "true") != "true":  # only a variant asked for by name gets here
-            log.warning("%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
-                        "served because it was asked for by name", path, metadata.get("int8_auroc_drop", "?"),
-                        metadata.get("int8_label_agreement", "?"))  # fmt: skip
+            log.warning(
+                "%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
+                "served because it was asked for by name",
+                path,
+                metadata.get("int8_auroc_drop", "?"),
+                metadata.get("int8_label_agreement", "?"),
+            )
         return predictor
 
     @property

@@ -34,8 +34,12 @@ def latest_run(client, model_name: str, experiment: str) -> str:
         there = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
         raise SystemExit(f"error: no experiment {experiment!r} at {client.tracking_uri} (there: {there})")
     finished = "attributes.status = 'FINISHED'"
-    runs = client.search_runs([found.experiment_id], f"tags.model_name = '{model_name}' and {finished}",
-                              order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
+    runs = client.search_runs(
+        [found.experiment_id],
+        f"tags.model_name = '{model_name}' and {finished}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if not runs:
         trained = {r.data.tags.get("model_name") for r in client.search_runs([found.experiment_id], finished)}
         there = ", ".join(sorted(trained - {None})) or "none"

@@ -50,13 +50,17 @@ def _image(dockerfile: str) -> dict:
 
 GATEWAY_ERRORS = [  # (response, status, code, message: a JSON string or a $context value that is one)
     (apigw.ResponseType.INVALID_API_KEY, "403", "invalid_api_key", '"send the API key of the usage plan in x-api-key"'),
-    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large",
-     '"API Gateway takes at most 10 MB, the Lambda about 4.4 MB of image"'),
+    (
+        apigw.ResponseType.REQUEST_TOO_LARGE,
+        "413",
+        "payload_too_large",
+        '"API Gateway takes at most 10 MB, the Lambda about 4.4 MB of image"',
+    ),
     (apigw.ResponseType.THROTTLED, "429", "throttled", "$context.error.messageString"),
     (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "$context.error.messageString"),
     (apigw.ResponseType.DEFAULT_4_XX, None, "gateway_refused", "$context.error.messageString"),
     (apigw.ResponseType.DEFAULT_5_XX, None, "gateway_error", "$context.error.messageString"),
-]  # fmt: skip
+]
 
 
 def _from_networks(cidrs: tuple[str, ...]) -> iam.PolicyDocument:
@@ -163,7 +167,7 @@ class LambdaApi(Construct):
                     response_length=True,
                     status=True,
                     user=True,
-                ),  # fmt: skip
+                ),
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 metrics_enabled=True,
                 tracing_enabled=True,

@@ -17,10 +17,22 @@ from typing import Any
 from aws_cdk import aws_logs as logs
 
 RETENTION = {
-    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
-    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
-    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
-}  # fmt: skip
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+}
 
 
 class SettingsError(ValueError):
@@ -86,8 +98,9 @@ class StackSettings:
             else:
                 typed[key] = converted
         settings = cls(**typed)  # a default stands in for a value of the wrong type: its range is not judged
-        problems += [message for name, message in settings.failed_checks()
-                     if not {name, *READS.get(name, ())} & wrong_type]  # fmt: skip
+        problems += [
+            message for name, message in settings.failed_checks() if not {name, *READS.get(name, ())} & wrong_type
+        ]
         if problems:
             raise SettingsError(f"cdk context '{CONTEXT_KEY}': " + "; ".join(problems))
         return settings
@@ -98,57 +111,112 @@ class StackSettings:
         checks = [
             ("stack_name", self.stack_name, STACK_NAME.fullmatch(self.stack_name), "a CloudFormation stack name"),
             ("max_azs", self.max_azs, self.max_azs >= 2, "at least 2 (RDS and EFS span two zones)"),
-            ("nat_gateways", self.nat_gateways, 1 <= self.nat_gateways <= self.max_azs,
-             "1..max_azs (the private instances install their software through it)"),
+            (
+                "nat_gateways",
+                self.nat_gateways,
+                1 <= self.nat_gateways <= self.max_azs,
+                "1..max_azs (the private instances install their software through it)",
+            ),
             ("alarm_email", self.alarm_email, EMAIL.fullmatch(self.alarm_email), "an e-mail address"),
-            ("log_retention_days", self.log_retention_days, self.log_retention_days in RETENTION,
-             f"one of {sorted(RETENTION)}"),
-            ("artifact_noncurrent_days", self.artifact_noncurrent_days, self.artifact_noncurrent_days >= 1,
-             "at least 1"),
-            ("db_instance_type", self.db_instance_type, not self.db_instance_type.startswith("db."),
-             "given without 'db.' (the CDK adds it)"),
-            ("db_allocated_storage_gb", self.db_allocated_storage_gb, 20 <= self.db_allocated_storage_gb <= 65536,
-             "20..65536 (RDS gp storage)"),
+            (
+                "log_retention_days",
+                self.log_retention_days,
+                self.log_retention_days in RETENTION,
+                f"one of {sorted(RETENTION)}",
+            ),
+            (
+                "artifact_noncurrent_days",
+                self.artifact_noncurrent_days,
+                self.artifact_noncurrent_days >= 1,
+                "at least 1",
+            ),
+            (
+                "db_instance_type",
+                self.db_instance_type,
+                not self.db_instance_type.startswith("db."),
+                "given without 'db.' (the CDK adds it)",
+            ),
+            (
+                "db_allocated_storage_gb",
+                self.db_allocated_storage_gb,
+                20 <= self.db_allocated_storage_gb <= 65536,
+                "20..65536 (RDS gp storage)",
+            ),
             ("db_backup_days", self.db_backup_days, 1 <= self.db_backup_days <= 35, "1..35 (RDS backups)"),
             ("mlflow_port", self.mlflow_port, 1 <= self.mlflow_port <= 65535, "a port, 1..65535"),
             ("service_port", self.service_port, 1 <= self.service_port <= 65535, "a port, 1..65535"),
-            ("model_name", self.model_name, MODEL_NAME.fullmatch(self.model_name),
-             "a folder name (letters, digits, '.', '_', '-')"),
+            (
+                "model_name",
+                self.model_name,
+                MODEL_NAME.fullmatch(self.model_name),
+                "a folder name (letters, digits, '.', '_', '-')",
+            ),
             ("model_variant", self.model_variant, self.model_variant in ("auto", "fp32", "int8"), "auto, fp32 or int8"),
             ("lambda_memory_mb", self.lambda_memory_mb, 128 <= self.lambda_memory_mb <= 10240, "128..10240"),
-            ("lambda_timeout_s", self.lambda_timeout_s, 1 <= self.lambda_timeout_s <= 29,
-             "1..29 (API Gateway's limit)"),
-            ("lambda_reserved_concurrency", self.lambda_reserved_concurrency,
-             self.lambda_reserved_concurrency is None or self.lambda_reserved_concurrency >= 1,
-             "null or at least 1 (0 would stop the function)"),
+            (
+                "lambda_timeout_s",
+                self.lambda_timeout_s,
+                1 <= self.lambda_timeout_s <= 29,
+                "1..29 (API Gateway's limit)",
+            ),
+            (
+                "lambda_reserved_concurrency",
+                self.lambda_reserved_concurrency,
+                self.lambda_reserved_concurrency is None or self.lambda_reserved_concurrency >= 1,
+                "null or at least 1 (0 would stop the function)",
+            ),
             ("service_min_instances", self.service_min_instances, self.service_min_instances >= 1, "at least 1"),
-            ("service_max_instances", self.service_max_instances,
-             self.service_max_instances > self.service_min_instances,
-             "above service_min_instances (a rolling update starts a new instance before it stops an old one)"),
-            ("service_desired_instances", self.service_desired_instances, self.service_desired_instances is None
-             or self.service_min_instances <= self.service_desired_instances <= self.service_max_instances,
-             "null or service_min_instances..service_max_instances"),
-            ("service_cpu_target_percent", self.service_cpu_target_percent, 1 <= self.service_cpu_target_percent <= 100,
-             "1..100"),
-            ("service_requests_per_target", self.service_requests_per_target,
-             self.service_requests_per_target is None or self.service_requests_per_target >= 1,
-             "null or at least 1 (requests per instance per minute)"),
-            ("certificate_arn", self.certificate_arn,
-             self.certificate_arn is None or CERTIFICATE_ARN.fullmatch(self.certificate_arn),
-             "null or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"),
-            ("public_host_names", list(self.public_host_names),
-             bool(self.public_host_names) == bool(self.certificate_arn),
-             "the names certificate_arn covers, given with it (clients reach the load balancer by them)"),
+            (
+                "service_max_instances",
+                self.service_max_instances,
+                self.service_max_instances > self.service_min_instances,
+                "above service_min_instances (a rolling update starts a new instance before it stops an old one)",
+            ),
+            (
+                "service_desired_instances",
+                self.service_desired_instances,
+                self.service_desired_instances is None
+                or self.service_min_instances <= self.service_desired_instances <= self.service_max_instances,
+                "null or service_min_instances..service_max_instances",
+            ),
+            (
+                "service_cpu_target_percent",
+                self.service_cpu_target_percent,
+                1 <= self.service_cpu_target_percent <= 100,
+                "1..100",
+            ),
+            (
+                "service_requests_per_target",
+                self.service_requests_per_target,
+                self.service_requests_per_target is None or self.service_requests_per_target >= 1,
+                "null or at least 1 (requests per instance per minute)",
+            ),
+            (
+                "certificate_arn",
+                self.certificate_arn,
+                self.certificate_arn is None or CERTIFICATE_ARN.fullmatch(self.certificate_arn),
+                "null or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+            ),
+            (
+                "public_host_names",
+                list(self.public_host_names),
+                bool(self.public_host_names) == bool(self.certificate_arn),
+                "the names certificate_arn covers, given with it (clients reach the load balancer by them)",
+            ),
             ("api_rate_limit", self.api_rate_limit, self.api_rate_limit >= 1, "at least 1"),
             ("api_burst_limit", self.api_burst_limit, self.api_burst_limit >= 1, "at least 1"),
             ("api_quota_per_day", self.api_quota_per_day, self.api_quota_per_day >= 1, "at least 1"),
             ("alarm_lambda_p99_ms", self.alarm_lambda_p99_ms, self.alarm_lambda_p99_ms >= 1, "at least 1"),
             ("alarm_api_latency_ms", self.alarm_api_latency_ms, self.alarm_api_latency_ms >= 1, "at least 1"),
             ("alarm_cpu_percent", self.alarm_cpu_percent, 1 <= self.alarm_cpu_percent <= 100, "1..100"),
-            ("alarm_db_free_storage_gb", self.alarm_db_free_storage_gb,
-             1 <= self.alarm_db_free_storage_gb < self.db_allocated_storage_gb, "1..db_allocated_storage_gb - 1"),
+            (
+                "alarm_db_free_storage_gb",
+                self.alarm_db_free_storage_gb,
+                1 <= self.alarm_db_free_storage_gb < self.db_allocated_storage_gb,
+                "1..db_allocated_storage_gb - 1",
+            ),
             ("budget_monthly_usd", self.budget_monthly_usd, self.budget_monthly_usd >= 1, "at least 1"),
-        ]  # fmt: skip
+        ]
         for name in ("mlflow_instance_type", "service_instance_type", "db_instance_type"):
             value = getattr(self, name)
             checks.append((name, value, INSTANCE_TYPE.fullmatch(value.removeprefix("db.")), "like t3.small"))

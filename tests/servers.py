@@ -220,8 +220,14 @@ def gunicorn_launch(store: Path, port: int, **env: str) -> tuple[list[str], dict
 
     repo = Path(__file__).resolve().parent.parent
     cache = tempfile.mkdtemp(prefix="mhist-last-good-")  # each server its own: none falls back to another's model
-    environment = {**os.environ, "PYTHONPATH": str(repo), "BIND": f"127.0.0.1:{port}", "MODEL_ROOT": str(store),
-                   "MODEL_CACHE": cache, **env}  # fmt: skip
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(repo),
+        "BIND": f"127.0.0.1:{port}",
+        "MODEL_ROOT": str(store),
+        "MODEL_CACHE": cache,
+        **env,
+    }
     return [
         str(Path(sys.executable).parent / "gunicorn"),
         "-c",
@@ -245,7 +251,13 @@ def nginx_proxy(upstream_url: str, log: Path, **env: str) -> tuple[contextmanage
         raise RuntimeError("nginx is not installed (.ci/run installs Debian's nginx-light)")
     port = free_port()
     prefix = tempfile.mkdtemp(prefix="mhist-nginx-")
-    environment = {**os.environ, "PROXY_BIND": f"127.0.0.1:{port}", "UPSTREAM": upstream_url.removeprefix("http://"),
-                   "PROXY_PREFIX": prefix, "NGINX": nginx, **env}  # fmt: skip
+    environment = {
+        **os.environ,
+        "PROXY_BIND": f"127.0.0.1:{port}",
+        "UPSTREAM": upstream_url.removeprefix("http://"),
+        "PROXY_PREFIX": prefix,
+        "NGINX": nginx,
+        **env,
+    }
     url = f"http://127.0.0.1:{port}"
     return process([sys.executable, "-m", "inference.proxy"], f"{url}/health", environment, log), url

@@ -55,8 +55,18 @@ def serving_result(bench_store: Path, results: Path) -> dict:
 @pytest.fixture(scope="module")
 def training_run(small_root: Path, results: Path) -> SimpleNamespace:
     """``result``, and the text of every warning the benchmark let through (``warnings``)."""
-    args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--num-workers", "1", "--steps", "2", "--data-root",
-            str(small_root)]  # fmt: skip
+    args = [
+        "--configs",
+        "demo-mlp.yaml",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "1",
+        "--steps",
+        "2",
+        "--data-root",
+        str(small_root),
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = training.main([*args, "--out", str(results)])
@@ -231,7 +241,7 @@ def test_serving_layouts_are_parsed_or_refused_by_name() -> None:
             ["--accelerator", "gpu"],
             "--accelerator gpu: ",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: gpu is valid here"),
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_counts_are_refused_by_name(main, argv: list[str], message: str) -> None:
@@ -277,8 +287,10 @@ def test_closed_loop_counts_failures_and_keeps_going() -> None:
 
 def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, results: Path) -> None:
     assert [(r["phase"], r["mode"]) for r in training_result["rows"]] == [
-        ("all weights", "loader"), ("all weights", "step"), ("all weights", "fit")
-    ]  # fmt: skip
+        ("all weights", "loader"),
+        ("all weights", "step"),
+        ("all weights", "fit"),
+    ]
     assert all(r["images_per_s"] > 0 and r["batch_size"] == 4 for r in training_result["rows"])
     assert all(r["num_workers"] == 1 for r in training_result["rows"])  # --num-workers over the config's 2
     fit = training_result["rows"][-1]
@@ -287,8 +299,7 @@ def test_training_benchmark_measures_loader_step_and_fit(training_result: dict, 
     assert "| demo-mlp.yaml |" in (results / "training.md").read_text()
 
 
-def test_training_benchmark_times_the_step_alone_and_names_a_broken_data_root(small_copy: Path,
-                                                                             tmp_path: Path) -> None:  # fmt: skip
+def test_training_benchmark_times_the_step_alone_and_names_a_broken_data_root(small_copy: Path, tmp_path: Path) -> None:
     """``--modes step`` alone was an AttributeError: only the loader mode set the data module up."""
     args = ["--configs", "demo-mlp.yaml", "--batch-size", "4", "--steps", "1", "--data-root", str(small_copy)]
     result = training.main([*args, "--modes", "step", "--out", str(tmp_path)])
@@ -314,14 +325,21 @@ def test_loader_wait_is_the_time_between_steps_over_the_loop_time() -> None:
     ("loader_per_s", "wait_share", "verdict"),
     [(400.0, 0.02, "met"), (400.0, 0.3, "MISSED"), (5.0, 0.02, "MISSED")],  # waits, or a loader slower than the step
 )
-def test_loading_goal_needs_a_faster_loader_and_little_waiting(loader_per_s: float, wait_share: float,
-                                                               verdict: str) -> None:  # fmt: skip
+def test_loading_goal_needs_a_faster_loader_and_little_waiting(
+    loader_per_s: float, wait_share: float, verdict: str
+) -> None:
     rows = [
         {"config": "vit.yaml", "phase": "head only", "mode": "loader", "images_per_s": loader_per_s},
         {"config": "vit.yaml", "phase": "head only", "mode": "step", "images_per_s": 10.0, "ms_per_step": 6400.0},
-        {"config": "vit.yaml", "phase": "head only", "mode": "fit", "images_per_s": 9.0, "data_wait_share": wait_share,
-         "step_ms_in_fit": 6720.0},
-    ]  # fmt: skip
+        {
+            "config": "vit.yaml",
+            "phase": "head only",
+            "mode": "fit",
+            "images_per_s": 9.0,
+            "data_wait_share": wait_share,
+            "step_ms_in_fit": 6720.0,
+        },
+    ]
     line = report._loading_goal(rows[-1], rows)
     assert line.startswith(f"- {verdict}: vit.yaml head only: loading not the bottleneck")
     assert f"waited for data {wait_share:.1%}" in line
@@ -330,8 +348,20 @@ def test_loading_goal_needs_a_faster_loader_and_little_waiting(loader_per_s: flo
 
 def test_bad_names_are_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit, match="--models vit_bogus_patch16: timm has no model named"):
-        inference.main(["--models", "vit_bogus_patch16", "--store", str(tmp_path / "models"), "--probe-mb", "16",
-                        "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+        inference.main(
+            [
+                "--models",
+                "vit_bogus_patch16",
+                "--store",
+                str(tmp_path / "models"),
+                "--probe-mb",
+                "16",
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert "exporting" not in capsys.readouterr().out  # not announced as if it were being built
     with pytest.raises(SystemExit, match="--configs: config nope.yaml is neither a file nor one of .*demo-mlp.yaml"):
         training.main(["--configs", "nope.yaml", "--out", str(tmp_path)])
@@ -403,17 +433,34 @@ def test_latency_plot_draws_each_models_floor_across_its_bars() -> None:
 
 
 def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
-    inference_result: dict, cold_start_result: dict, serving_result: dict, training_result: dict,
-    results: Path, trained: SimpleNamespace, tmp_path: Path,
-) -> None:  # fmt: skip
+    inference_result: dict,
+    cold_start_result: dict,
+    serving_result: dict,
+    training_result: dict,
+    results: Path,
+    trained: SimpleNamespace,
+    tmp_path: Path,
+) -> None:
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{trained.root}/mlflow.db"
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\n{report.README_END}\n")
     out = tmp_path / "report"
-    made = report.main(["--results", str(results), "--tracking-uri", uri, "--out", str(out), "--readme", str(readme),
-                        "--ec2-usd-per-hour", "0.5"])  # fmt: skip
+    made = report.main(
+        [
+            "--results",
+            str(results),
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(out),
+            "--readme",
+            str(readme),
+            "--ec2-usd-per-hour",
+            "0.5",
+        ]
+    )
     text = (out / "report.md").read_text()
     assert "| mlp-64-32 |" in text  # quality from the trained run
     (run,) = made["runs"]
@@ -473,8 +520,17 @@ def test_report_refuses_a_result_in_an_older_format(tmp_path: Path, name: str, r
 
 
 def test_report_without_benchmarks_or_runs_says_what_to_run(tmp_path: Path) -> None:
-    made = report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{tmp_path}/none.db",
-                        "--out", str(tmp_path / "report"), "--no-mlflow"])  # fmt: skip
+    made = report.main(
+        [
+            "--results",
+            str(tmp_path / "none"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/none.db",
+            "--out",
+            str(tmp_path / "report"),
+            "--no-mlflow",
+        ]
+    )
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Not run yet: `python -m bench.inference`" in text
     assert f"No MLflow store at {tmp_path}/none.db: train one" in text
@@ -487,8 +543,19 @@ def test_report_names_the_experiment_it_found_no_run_in(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(uri).search_experiments()  # an existing store, without the experiment asked for
-    report.main(["--results", str(tmp_path / "none"), "--tracking-uri", uri, "--experiment", "mhsit",
-                 "--out", str(tmp_path / "report"), "--no-mlflow"])  # fmt: skip
+    report.main(
+        [
+            "--results",
+            str(tmp_path / "none"),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "mhsit",
+            "--out",
+            str(tmp_path / "report"),
+            "--no-mlflow",
+        ]
+    )
     assert (
         f"No exported run in experiment 'mhsit' at {uri}: train one" in (tmp_path / "report" / "report.md").read_text()
     )
@@ -499,7 +566,15 @@ def test_report_refuses_a_store_that_does_not_exist_before_writing(tmp_path: Pat
     (tmp_path / "report" / "report.md").write_text("the last report")
     missing = tmp_path / "typo.db"
     with pytest.raises(SystemExit, match=f"there is no MLflow store at {missing}.*--no-mlflow"):
-        report.main(["--results", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{missing}",
-                     "--out", str(tmp_path / "report")])  # fmt: skip
+        report.main(
+            [
+                "--results",
+                str(tmp_path / "none"),
+                "--tracking-uri",
+                f"sqlite:///{missing}",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
     assert (tmp_path / "report" / "report.md").read_text() == "the last report"
     assert not missing.exists()  # MLflow would have made an empty store there, and logged the report into it

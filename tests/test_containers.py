@@ -58,5 +58,6 @@ def test_compose_runs_nginx_in_front_of_gunicorn_with_the_models_mounted_read_on
     assert app["environment"]["WEB_CONCURRENCY"] is None
     assert app["environment"]["GUNICORN_THREADS"] is None
     # both refuse by the same limits, passed on only when set
-    assert {k for k, v in proxy["environment"].items() if v is None} == {k for k in app["environment"]
-                                                                          if k.startswith("MAX_")}  # fmt: skip
+    assert {k for k, v in proxy["environment"].items() if v is None} == {
+        k for k in app["environment"] if k.startswith("MAX_")
+    }

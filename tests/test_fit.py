@@ -132,10 +132,12 @@ def test_publish_installs_the_newest_run_of_a_model_and_names_what_there_is(demo
     models = "(its models: mlp-64-32, vit_tiny_patch16_224)"
     for args, message in [
         (["--latest", "vit_tiny"], f"no finished run of vit_tiny in experiment 'mhist' {models}"),
-        (["--latest", "mlp-64-32", "--experiment", "mhsit"],
-         f"no experiment 'mhsit' at {store} (there: Default, mhist)"),
+        (
+            ["--latest", "mlp-64-32", "--experiment", "mhsit"],
+            f"no experiment 'mhsit' at {store} (there: Default, mhist)",
+        ),
         (["--run-id", "feedc0de"], f"no MLflow run feedc0de at {store}"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(SystemExit, match=re.escape(f"error: {message}")):
             publish([*args, "--to", str(tmp_path / "other"), "--tracking-uri", store])
     assert not (tmp_path / "other").exists()
@@ -211,10 +213,25 @@ def run_export_script(*args: str) -> subprocess.CompletedProcess:
 
 def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None:
     result = run_fit_script(
-        "--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "2", "--data.batch_size", "8",
-        "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
-    )  # fmt: skip
+        "--config",
+        "demo-mlp.yaml",
+        "--data.root",
+        str(small_root),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.max_epochs",
+        "2",
+        "--data.batch_size",
+        "8",
+        "--data.num_workers",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     assert "LeafSpec" not in result.stderr  # torch's notice about pinned Lightning code, hidden in every rank
@@ -253,8 +270,9 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         ),
     ],
 )
-def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Path, args: list, message: str,
-                                                  capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_user_errors_are_one_line_not_a_traceback(
+    small_root: Path, tmp_path: Path, args: list, message: str, capsys: pytest.CaptureFixture
+) -> None:
     """In-process: ``main`` exits with the one line; nothing else reaches stderr (no usage, no traceback)."""
     base = ["--config", "demo-mlp.yaml", "--data.root", str(small_root), "--trainer.default_root_dir", str(tmp_path)]
     with pytest.raises(SystemExit) as exited:
@@ -268,8 +286,16 @@ def test_user_errors_are_one_line_not_a_traceback(small_root: Path, tmp_path: Pa
 
 def test_the_script_prints_a_user_error_as_one_line(small_root: Path, tmp_path: Path) -> None:
     """The real entry point, once: the message reaches the terminal, alone."""
-    result = run_fit_script("--config", "demo-mlp.yaml", "--data.root", str(small_root), "--model.lrr", "5",
-                            "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
+    result = run_fit_script(
+        "--config",
+        "demo-mlp.yaml",
+        "--data.root",
+        str(small_root),
+        "--model.lrr",
+        "5",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+    )
     assert result.returncode == 1
     assert "error: unrecognized arguments: --model.lrr 5" in result.stderr
     assert "Traceback" not in result.stderr

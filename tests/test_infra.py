@@ -47,8 +47,12 @@ def test_nothing_is_open_to_the_internet(template: Template) -> None:
             assert rule.get("CidrIpv6") != "::/0"
     for rule in resources(template, "AWS::EC2::SecurityGroupIngress").values():
         assert rule["Properties"].get("CidrIp") != "0.0.0.0/0"
-    from_networks = [(r["CidrIp"], r["FromPort"]) for g in resources(template, "AWS::EC2::SecurityGroup").values()
-                     for r in g["Properties"].get("SecurityGroupIngress", []) if "CidrIp" in r]  # fmt: skip
+    from_networks = [
+        (r["CidrIp"], r["FromPort"])
+        for g in resources(template, "AWS::EC2::SecurityGroup").values()
+        for r in g["Properties"].get("SecurityGroupIngress", [])
+        if "CidrIp" in r
+    ]
     assert from_networks == [("203.0.113.0/24", 80)]  # the load balancer; without a certificate, MLflow is private
 
 
@@ -63,23 +67,36 @@ def test_artifact_bucket_is_private_encrypted_versioned_and_tls_only(stack_templ
     (rule,) = bucket["LifecycleConfiguration"]["Rules"]
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
     assert "LoggingConfiguration" in bucket
-    policies = [p for p in resources(template, "AWS::S3::BucketPolicy").values()
-                if p["Properties"]["Bucket"] == {"Ref": bucket_id}]  # fmt: skip
+    policies = [
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
     statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-               for s in statements)  # fmt: skip
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
 
 
 def test_database_is_private_encrypted_backed_up_with_a_generated_secret(template: Template) -> None:
-    template.has_resource_properties("AWS::RDS::DBInstance", {
-        "Engine": "postgres", "StorageEncrypted": True, "PubliclyAccessible": False,
-        "BackupRetentionPeriod": 7, "DeletionProtection": True, "DBName": "mlflow",
-        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
-    })  # fmt: skip
+    template.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {
+            "Engine": "postgres",
+            "StorageEncrypted": True,
+            "PubliclyAccessible": False,
+            "BackupRetentionPeriod": 7,
+            "DeletionProtection": True,
+            "DBName": "mlflow",
+            "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+        },
+    )
     # RDS refuses connections without TLS (PostgreSQL's own default on RDS since 15, pinned here)
     template.has_resource_properties("AWS::RDS::DBParameterGroup", {"Parameters": {"rds.force_ssl": "1"}})
-    template.has_resource_properties("AWS::SecretsManager::Secret", {
-        "GenerateSecretString": Match.object_like({"SecretStringTemplate": '{"username":"mlflow"}'})})  # fmt: skip
+    template.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"GenerateSecretString": Match.object_like({"SecretStringTemplate": '{"username":"mlflow"}'})},
+    )
 
 
 def test_deletion_protection_is_a_parameter(tmp_path: Path) -> None:
@@ -112,30 +129,47 @@ def test_models_live_on_encrypted_backed_up_efs_with_an_access_point(template: T
 
 
 def test_lambda_is_an_image_mounting_the_models(template: Template) -> None:
-    template.has_resource_properties("AWS::Lambda::Function", {
-        "PackageType": "Image", "MemorySize": 3008, "Timeout": 29,
-        "Environment": {"Variables": {"MODEL_ROOT": "/mnt/models", "MODEL_NAME": "vit_base_patch16_224",
-                                      "MODEL_VARIANT": "auto"}},
-        "FileSystemConfigs": [Match.object_like({"LocalMountPath": "/mnt/models"})],
-        "VpcConfig": Match.any_value(),
-        "ReservedConcurrentExecutions": Match.absent(),
-    })  # fmt: skip
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "PackageType": "Image",
+            "MemorySize": 3008,
+            "Timeout": 29,
+            "Environment": {
+                "Variables": {
+                    "MODEL_ROOT": "/mnt/models",
+                    "MODEL_NAME": "vit_base_patch16_224",
+                    "MODEL_VARIANT": "auto",
+                }
+            },
+            "FileSystemConfigs": [Match.object_like({"LocalMountPath": "/mnt/models"})],
+            "VpcConfig": Match.any_value(),
+            "ReservedConcurrentExecutions": Match.absent(),
+        },
+    )
 
 
 def test_api_takes_images_with_keys_throttling_and_access_logs(template: Template) -> None:
-    template.has_resource_properties("AWS::ApiGateway::RestApi", {
-        "BinaryMediaTypes": Match.array_with(["image/*"])})  # fmt: skip
-    template.has_resource_properties("AWS::ApiGateway::Stage", {
-        "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
-        "MethodSettings": Match.array_with(
-            [Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})]
-        ),
-    })  # fmt: skip
-    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
-        "Throttle": {"RateLimit": 20, "BurstLimit": 40}, "Quota": {"Limit": 10000, "Period": "DAY"}})  # fmt: skip
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {"BinaryMediaTypes": Match.array_with(["image/*"])})
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})]
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {"Throttle": {"RateLimit": 20, "BurstLimit": 40}, "Quota": {"Limit": 10000, "Period": "DAY"}},
+    )
     template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
-    methods = [m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()
-               if m["Properties"]["HttpMethod"] != "OPTIONS"]  # fmt: skip
+    methods = [
+        m["Properties"]
+        for m in resources(template, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "OPTIONS"
+    ]
     assert len(methods) == 6  # predict, predict/batch, explain, health, ready, metadata
     assert all(m["ApiKeyRequired"] for m in methods)
 
@@ -150,10 +184,23 @@ def test_alarms_dashboard_and_budget(template: Template) -> None:
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
     names = {a["AlarmDescription"].removeprefix("MHIST: ") for a in alarms}
     assert names == {
-        "LambdaErrors", "LambdaThrottles", "LambdaP99Duration", "Api5xx", "ApiLatency", "DbCpu", "DbFreeStorage",
-        "MlflowStatusCheck", "MlflowCpu", "ServiceStatusCheck", "ServiceCpu", "ServiceUnhealthyHosts", "Service5xx",
-        "LoadBalancer5xx", "SyncErrors", "SyncDeadLetters",
-    }  # fmt: skip
+        "LambdaErrors",
+        "LambdaThrottles",
+        "LambdaP99Duration",
+        "Api5xx",
+        "ApiLatency",
+        "DbCpu",
+        "DbFreeStorage",
+        "MlflowStatusCheck",
+        "MlflowCpu",
+        "ServiceStatusCheck",
+        "ServiceCpu",
+        "ServiceUnhealthyHosts",
+        "Service5xx",
+        "LoadBalancer5xx",
+        "SyncErrors",
+        "SyncDeadLetters",
+    }
     assert all(a["AlarmActions"] for a in alarms)
     template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml-alerts@example.com"}
@@ -192,8 +239,13 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # raises on any unacknowledged finding
     acknowledged = json.loads((tmp_path / "clean" / "MhistMlops.metadata.json").read_text())  # the README's file
-    rules = {rule for entries in acknowledged.values() for entry in entries
-             if entry["type"] == "aws:cdk:acknowledged-rules" for rule in entry["data"]}  # fmt: skip
+    rules = {
+        rule
+        for entries in acknowledged.values()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule in entry["data"]
+    }
     assert "Annotation::AwsSolutions-APIG4" in rules
     assert json.loads((tmp_path / "clean" / "validation-report.json").read_text())["pluginReports"] == []
 
@@ -249,8 +301,16 @@ def test_bad_settings_are_named(overrides: dict, message: str) -> None:
 
 def test_every_bad_setting_is_named_at_once_with_a_suggestion() -> None:
     """Each was found one deploy at a time, and a string where a number belongs was a TypeError."""
-    context = {"mhist": {**CONTEXT["mhist"], "service_port": 70000, "db_backup_days": 0, "alarm_email": "a@b",
-                         "db_allocated_storage_gb": "lots", "alarm_db_free_storage_gb": 50}}  # fmt: skip
+    context = {
+        "mhist": {
+            **CONTEXT["mhist"],
+            "service_port": 70000,
+            "db_backup_days": 0,
+            "alarm_email": "a@b",
+            "db_allocated_storage_gb": "lots",
+            "alarm_db_free_storage_gb": 50,
+        }
+    }
     with pytest.raises(SettingsError) as error:
         StackSettings.from_context({**context, "mhist.alarm_emial": "me@example.org"})
     assert str(error.value) == (
@@ -263,14 +323,16 @@ def test_every_bad_setting_is_named_at_once_with_a_suggestion() -> None:
 def test_one_setting_at_a_time_from_the_command_line() -> None:
     """``cdk deploy -c mhist.<key>=<value>``: the CLI passes every -c value as a string. ``-c mhist='{...}'``
     (a JSON string) replaced the block and was a ValueError traceback."""
-    settings = StackSettings.from_context({
-        "mhist": CONTEXT["mhist"],
-        "mhist.max_azs": "3",
-        "mhist.db_deletion_protection": "False",
-        "mhist.allowed_cidrs": "10.0.0.0/8, 192.168.1.0/24",
-        "mhist.alarm_email": "me@example.org",
-        "@aws-cdk/core:newStyleStackSynthesis": True,  # the CDK's own keys are not settings
-    })  # fmt: skip
+    settings = StackSettings.from_context(
+        {
+            "mhist": CONTEXT["mhist"],
+            "mhist.max_azs": "3",
+            "mhist.db_deletion_protection": "False",
+            "mhist.allowed_cidrs": "10.0.0.0/8, 192.168.1.0/24",
+            "mhist.alarm_email": "me@example.org",
+            "@aws-cdk/core:newStyleStackSynthesis": True,  # the CDK's own keys are not settings
+        }
+    )
     assert (settings.max_azs, settings.db_deletion_protection) == (3, False)
     assert settings.allowed_cidrs == ("10.0.0.0/8", "192.168.1.0/24")
     assert (settings.alarm_email, settings.service_port) == ("me@example.org", 8080)  # the rest from cdk.json
@@ -298,8 +360,14 @@ def test_the_docs_settings_table_is_every_setting_with_its_default() -> None:
 
 def test_a_bad_setting_ends_cdk_synth_in_one_line() -> None:
     cli = REPO / "node_modules" / ".bin" / "cdk"
-    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-c", "mhist.service_port=http"], cwd=REPO,
-                            env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [str(cli), "synth", "--no-notices", "-q", "-c", "mhist.service_port=http"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "error: cdk context 'mhist': service_port must be a whole number, got 'http'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -309,17 +377,27 @@ def test_cdk_synth_through_the_pinned_cli_and_cfn_lint(tmp_path: Path) -> None:
     cli = REPO / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `npm ci` (make venv does) to install the pinned CDK CLI"
     out = tmp_path / "cdk.out"
-    result = subprocess.run([str(cli), "synth", "--no-notices", "-q", "-o", str(out),
-                             "-c", "mhist.alarm_email=ops@example.org"],
-                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=500)  # fmt: skip
+    result = subprocess.run(
+        [str(cli), "synth", "--no-notices", "-q", "-o", str(out), "-c", "mhist.alarm_email=ops@example.org"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "WARNING" not in result.stderr
     assert "feature flags" not in result.stderr  # "82 feature flags are not configured" before cdk.json set them
     template = out / "MhistMlops.template.json"
     assert (out / "validation-report.json").exists()  # the files the README names
     assert (out / "MhistMlops.metadata.json").exists()
-    lint = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(template)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert lint.returncode == 0, lint.stdout
     subscriptions = Template.from_json(json.loads(template.read_text())).find_resources("AWS::SNS::Subscription")
     assert [r["Properties"]["Endpoint"] for r in subscriptions.values()] == ["ops@example.org"]
@@ -328,9 +406,16 @@ def test_cdk_synth_through_the_pinned_cli_and_cfn_lint(tmp_path: Path) -> None:
 def test_workflows_are_valid_and_deploy_without_stored_keys() -> None:
     workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         *map(str, workflows)], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, workflows),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     import yaml
 

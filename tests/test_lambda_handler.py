@@ -21,22 +21,33 @@ V1_EVENT = {
     "resource": "/predict",
     "path": "/predict",
     "httpMethod": "POST",
-    "headers": {"Content-Type": "image/png", "Host": "abc123.execute-api.us-east-1.amazonaws.com",
-                "X-Forwarded-For": "203.0.113.7", "x-api-key": "redacted"},
+    "headers": {
+        "Content-Type": "image/png",
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "X-Forwarded-For": "203.0.113.7",
+        "x-api-key": "redacted",
+    },
     "multiValueHeaders": {"Content-Type": ["image/png"]},
     "queryStringParameters": None,
     "multiValueQueryStringParameters": None,
     "pathParameters": None,
     "stageVariables": None,
     "requestContext": {
-        "accountId": "123456789012", "apiId": "abc123", "resourceId": "r1", "resourcePath": "/predict",
-        "httpMethod": "POST", "path": "/prod/predict", "protocol": "HTTP/1.1", "stage": "prod",
-        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "requestTimeEpoch": 1428582896000,
+        "accountId": "123456789012",
+        "apiId": "abc123",
+        "resourceId": "r1",
+        "resourcePath": "/predict",
+        "httpMethod": "POST",
+        "path": "/prod/predict",
+        "protocol": "HTTP/1.1",
+        "stage": "prod",
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        "requestTimeEpoch": 1428582896000,
         "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0", "apiKey": "redacted"},
     },
     "body": None,
     "isBase64Encoded": True,
-}  # fmt: skip
+}
 V2_EVENT = {
     "version": "2.0",
     "routeKey": "POST /predict",
@@ -45,19 +56,32 @@ V2_EVENT = {
     "cookies": [],
     "headers": {"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
     "requestContext": {
-        "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-        "domainPrefix": "abc123", "requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /predict", "stage": "$default",
-        "time": "10/Mar/2020:05:16:23 +0000", "timeEpoch": 1583817383220,
-        "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
-                 "userAgent": "curl/8.5.0"},
+        "accountId": "123456789012",
+        "apiId": "abc123",
+        "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+        "domainPrefix": "abc123",
+        "requestId": "JKJaXmPLvHcESHA=",
+        "routeKey": "POST /predict",
+        "stage": "$default",
+        "time": "10/Mar/2020:05:16:23 +0000",
+        "timeEpoch": 1583817383220,
+        "http": {
+            "method": "POST",
+            "path": "/predict",
+            "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.7",
+            "userAgent": "curl/8.5.0",
+        },
     },
     "body": None,
     "isBase64Encoded": False,
-}  # fmt: skip
+}
 CONTEXT = SimpleNamespace(
-    function_name="mhist-predict", memory_limit_in_mb=3008, aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72",
+    function_name="mhist-predict",
+    memory_limit_in_mb=3008,
+    aws_request_id="52fdfc07-2182-154f-163f-5f0f9a621d72",
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:mhist-predict",
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")

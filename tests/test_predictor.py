@@ -33,8 +33,9 @@ def test_auto_takes_int8_only_where_its_gate_passed(model_store: Path, tmp_path:
     assert resolve_model_path(store, MODEL, "int8") == int8
 
 
-def test_auto_reads_the_int8_verdict_once_per_file_version(model_store: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_auto_reads_the_int8_verdict_once_per_file_version(
+    model_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The reload check runs every second: it must not load the int8 model each time."""
     import onnxruntime as ort
 
@@ -111,26 +112,43 @@ def test_an_int8_that_failed_its_gate_is_served_by_name_with_a_warning(
     """MODEL_VARIANT=int8 or --variant int8 served a file that failed its quality gate without a word."""
     folder = Path(shutil.copytree(model_store / MODEL, tmp_path / MODEL))
     int8 = folder / "model.int8.onnx"
-    write_metadata(int8, {**read_metadata(int8), "servable": "false", "int8_auroc_drop": "0.02",
-                          "int8_label_agreement": "0.97"})  # fmt: skip
+    write_metadata(
+        int8, {**read_metadata(int8), "servable": "false", "int8_auroc_drop": "0.02", "int8_label_agreement": "0.97"}
+    )
     assert resolve_model_path(tmp_path, MODEL, "auto") == folder / "model.onnx"
     with caplog.at_level("WARNING", logger="inference.predictor"):
         Predictor.load(folder / "model.onnx")
         assert not caplog.records
         Predictor.load(resolve_model_path(tmp_path, MODEL, "int8"))
     (record,) = caplog.records
-    assert record.getMessage() == (f"{int8} failed its quality gate against fp32 (AUROC drop 0.02, labels agreeing "
-                                   "0.97); it is served because it was asked for by name")  # fmt: skip
+    assert record.getMessage() == (
+        f"{int8} failed its quality gate against fp32 (AUROC drop 0.02, labels agreeing "
+        "0.97); it is served because it was asked for by name"
+    )
 
 
 def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Path, tmp_path: Path) -> None:
     (small_copy / "images" / "demo_00002.png").write_bytes(b"broken")
     output = tmp_path / "scores.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "inference.batch", str(small_copy), str(output), "--model-root", str(model_store),
-         "--model-name", MODEL, "--batch-size", "8"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "inference.batch",
+            str(small_copy),
+            str(output),
+            "--model-root",
+            str(model_store),
+            "--model-name",
+            MODEL,
+            "--batch-size",
+            "8",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(output.open()))
     assert len(rows) == 80
@@ -152,30 +170,55 @@ def test_batch_command_scores_an_mhist_folder(model_store: Path, small_copy: Pat
         ("images", ["--model-name", MODEL, "--batch-size", "0"], "--batch-size 0: expected at least 1"),
     ],
 )
-def test_batch_command_names_what_is_wrong(model_store: Path, small_root: Path, tmp_path: Path, source: str,
-                                           args: list[str], message: str) -> None:  # fmt: skip
+def test_batch_command_names_what_is_wrong(
+    model_store: Path, small_root: Path, tmp_path: Path, source: str, args: list[str], message: str
+) -> None:
     folder = small_root / source if source == "images" else tmp_path / source
     result = subprocess.run(
-        [sys.executable, "-m", "inference.batch", str(folder), str(tmp_path / "o.csv"), "--model-root",
-         str(model_store), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "inference.batch",
+            str(folder),
+            str(tmp_path / "o.csv"),
+            "--model-root",
+            str(model_store),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert message.format(store=model_store) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_batch_command_refuses_broken_annotations_before_scoring(model_store: Path, small_copy: Path,
-                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_batch_command_refuses_broken_annotations_before_scoring(
+    model_store: Path, small_copy: Path, tmp_path: Path
+) -> None:
     """It was a KeyError traceback, after every image had been scored."""
     text = (small_copy / "annotations.csv").read_text().replace("Partition", "Split", 1)
     (small_copy / "annotations.csv").write_text(text)
     result = subprocess.run(
-        [sys.executable, "-m", "inference.batch", str(small_copy), str(tmp_path / "o.csv"), "--model-root",
-         str(model_store), "--model-name", MODEL],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "inference.batch",
+            str(small_copy),
+            str(tmp_path / "o.csv"),
+            "--model-root",
+            str(model_store),
+            "--model-name",
+            MODEL,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert f"error: {small_copy / 'annotations.csv'}: missing column(s) ['Partition']" in result.stderr
     assert "Traceback" not in result.stderr
@@ -213,8 +256,9 @@ def test_publish_installs_files_atomically_into_the_store(model_store: Path, tmp
     assert Predictor.load(first / "model.onnx").name == MODEL
 
 
-def test_publish_never_leaves_two_runs_mixed_in_the_store(model_store: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_publish_never_leaves_two_runs_mixed_in_the_store(
+    model_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run without an int8 file left the previous run's int8 beside the new fp32 (and ``auto``
     serves int8); a copy failing half-way replaced some files and not others."""
     import shutil
@@ -267,8 +311,13 @@ def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, 
     from tests.servers import S3_KEYS, s3_server
 
     with s3_server(tmp_path / "s3.log") as url:
-        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")  # fmt: skip
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
         s3.create_bucket(Bucket="slides")
         names = sorted(p.name for p in (small_root / "images").iterdir())[:5]
         for name in names:
@@ -276,15 +325,41 @@ def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, 
         s3.put_object(Bucket="slides", Key="batch-7/notes.txt", Body=b"not an image")
         env = {**os.environ, **S3_KEYS, "AWS_ENDPOINT_URL_S3": url}
         result = subprocess.run(
-            [sys.executable, "-m", "inference.batch", "s3://slides/batch-7/", str(tmp_path / "s3.csv"),
-             "--model-root", str(model_store), "--model-name", MODEL],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "inference.batch",
+                "s3://slides/batch-7/",
+                str(tmp_path / "s3.csv"),
+                "--model-root",
+                str(model_store),
+                "--model-name",
+                MODEL,
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         missing = subprocess.run(
-            [sys.executable, "-m", "inference.batch", "s3://no-such-bucket/batch-7/", str(tmp_path / "none.csv"),
-             "--model-root", str(model_store), "--model-name", MODEL],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "inference.batch",
+                "s3://no-such-bucket/batch-7/",
+                str(tmp_path / "none.csv"),
+                "--model-root",
+                str(model_store),
+                "--model-name",
+                MODEL,
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "s3.csv").open()))
     assert [r["image"] for r in rows] == names
@@ -319,14 +394,27 @@ def test_batch_scoring_keeps_its_rows_when_the_source_fails_half_way(
     assert output.read_text() == "an earlier run's CSV\n"  # not replaced by half a file
 
 
-def test_batch_scoring_refuses_an_unwritable_output_before_scoring(model_store: Path, small_root: Path,
-                                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_batch_scoring_refuses_an_unwritable_output_before_scoring(
+    model_store: Path, small_root: Path, tmp_path: Path
+) -> None:
     (tmp_path / "a file").write_text("")
     result = subprocess.run(
-        [sys.executable, "-m", "inference.batch", str(small_root), str(tmp_path / "a file" / "scores.csv"),
-         "--model-root", str(model_store), "--model-name", MODEL],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "inference.batch",
+            str(small_root),
+            str(tmp_path / "a file" / "scores.csv"),
+            "--model-root",
+            str(model_store),
+            "--model-name",
+            MODEL,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert (
         f"error: cannot write {tmp_path / 'a file' / 'scores.csv'} ({tmp_path / 'a file'} is a file)" in result.stderr

@@ -36,8 +36,13 @@ def test_what_the_project_generates_is_ignored_whatever_its_kind(tracked: list[s
 
 
 def test_make_clean_keeps_the_training_results(tmp_path: Path) -> None:
-    made = ["demo_data/images/demo_00000.png", "outputs/bench/models/mlp/model.onnx", "outputs/models/mlp/model.onnx",
-            "bench/results/inference.json", "cdk.out/MhistStack.template.json"]  # fmt: skip
+    made = [
+        "demo_data/images/demo_00000.png",
+        "outputs/bench/models/mlp/model.onnx",
+        "outputs/models/mlp/model.onnx",
+        "bench/results/inference.json",
+        "cdk.out/MhistStack.template.json",
+    ]
     kept = ["outputs/mlflow.db", "outputs/1/0a1b/checkpoints/last.ckpt", "outputs/mlartifacts/1/0a1b/artifacts/x"]
     for name in made + kept:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +61,13 @@ def test_make_bench_logs_the_report_to_mlflow_only_where_a_store_exists(tmp_path
     if store:
         (tmp_path / "outputs").mkdir()
         (tmp_path / "outputs" / "mlflow.db").touch()
-    planned = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(REPO / "Makefile"), "bench"],
-                             cwd=tmp_path, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    planned = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-f", str(REPO / "Makefile"), "bench"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     (report,) = [line for line in planned.splitlines() if " -m bench.report " in line]  # also under `make test`
     assert report.startswith(".venv/bin/python -m bench.report --tracking-uri sqlite:///")
     assert report.endswith("--no-mlflow") != store

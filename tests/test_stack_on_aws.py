@@ -34,14 +34,21 @@ def logical_id(stack: cdk.Stack, construct: object) -> str:
 
 def statements(template: Template, role_id: str) -> list[dict]:
     """Every IAM statement of the policies attached to a role."""
-    return [s for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-            for s in p["Properties"]["PolicyDocument"]["Statement"]]  # fmt: skip
+    return [
+        s
+        for p in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def service_script(template: Template) -> str:
     """The service's user data (its launch template; MLflow's has none)."""
-    (launch_template,) = [t for t in resources(template, "AWS::EC2::LaunchTemplate").values()
-                          if "UserData" in t["Properties"]["LaunchTemplateData"]]  # fmt: skip
+    (launch_template,) = [
+        t
+        for t in resources(template, "AWS::EC2::LaunchTemplate").values()
+        if "UserData" in t["Properties"]["LaunchTemplateData"]
+    ]
     return user_data(launch_template)
 
 
@@ -80,14 +87,20 @@ def test_telemetry_and_version_reporting_are_off(template: Template) -> None:
     project = json.loads((REPO / "cdk.json").read_text())
     assert project["versionReporting"] is False
     assert not resources(template, "AWS::CDK::Metadata")
-    env = {
+    env = {  # HOME nowhere: no ~/.cdk.json of the developer's can switch it off for us
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "CDK_DISABLE_VERSION_CHECK": "1",
         "HOME": "/nonexistent",
         "PATH": "/usr/bin:/bin",
-    }  # fmt: skip  (no ~/.cdk.json of the developer's can switch it off for us)
-    status = subprocess.run([str(REPO / "node_modules" / ".bin" / "cdk"), "cli-telemetry", "--status"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    }
+    status = subprocess.run(
+        [str(REPO / "node_modules" / ".bin" / "cdk"), "cli-telemetry", "--status"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Telemetry is disabled" in status.stdout + status.stderr
 
 
@@ -95,8 +108,11 @@ def test_launch_templates_have_no_names_that_collide_across_stacks(tmp_path: Pat
     """Launch template names are unique per account and region: a fixed name fails the second stack."""
     app = cdk.App(context=CONTEXT, outdir=str(tmp_path))
     stacks = [stack_in(app, name) for name in ("MhistA", "MhistB")]
-    names = [t["Properties"].get("LaunchTemplateName") for stack in stacks
-             for t in resources(Template.from_stack(stack), "AWS::EC2::LaunchTemplate").values()]  # fmt: skip
+    names = [
+        t["Properties"].get("LaunchTemplateName")
+        for stack in stacks
+        for t in resources(Template.from_stack(stack), "AWS::EC2::LaunchTemplate").values()
+    ]
     given = [name for name in names if name is not None]
     assert len(given) == len(set(given)) == 2  # MLflow's IMDSv2 template in each stack, named after its stack
     assert all(name.startswith(("MhistA", "MhistB")) for name in given)
@@ -115,9 +131,11 @@ def test_the_ami_is_looked_up_once_and_then_pinned(tmp_path: Path) -> None:
     app = cdk.App(context={**CONTEXT, **looked_up}, outdir=str(tmp_path / "pinned"))
     pinned = Template.from_stack(stack_in(app, account="123456789012"))
     images = [i["Properties"]["ImageId"] for i in resources(pinned, "AWS::EC2::Instance").values()]
-    images += [t["Properties"]["LaunchTemplateData"]["ImageId"]
-               for t in resources(pinned, "AWS::EC2::LaunchTemplate").values()
-               if "ImageId" in t["Properties"]["LaunchTemplateData"]]  # fmt: skip
+    images += [
+        t["Properties"]["LaunchTemplateData"]["ImageId"]
+        for t in resources(pinned, "AWS::EC2::LaunchTemplate").values()
+        if "ImageId" in t["Properties"]["LaunchTemplateData"]
+    ]
     assert images == ["ami-0123456789abcdef0"] * 2
     assert not [p for p in pinned.to_json().get("Parameters", {}) if p.startswith("SsmParameterValue")]
 
@@ -154,8 +172,13 @@ def test_the_service_is_an_auto_scaling_group_behind_the_load_balancer(stack_tem
 
 
 def test_group_sizes_and_request_scaling_are_settings(tmp_path: Path) -> None:
-    _, template = synth(tmp_path, service_min_instances=2, service_desired_instances=3, service_max_instances=4,
-                        service_requests_per_target=600)  # fmt: skip
+    _, template = synth(
+        tmp_path,
+        service_min_instances=2,
+        service_desired_instances=3,
+        service_max_instances=4,
+        service_requests_per_target=600,
+    )
     (group,) = resources(template, "AWS::AutoScaling::AutoScalingGroup").values()
     assert [group["Properties"][k] for k in ("MinSize", "DesiredCapacity", "MaxSize")] == ["2", "3", "4"]
     assert group["UpdatePolicy"]["AutoScalingRollingUpdate"]["MinInstancesInService"] == 2
@@ -202,8 +225,13 @@ def test_the_rendered_user_data_passes_shellcheck(template: Template, which: str
     """The script as cloud-init runs it: CDK's signal trap, the downloads and our assets, concatenated."""
     (instance,) = resources(template, "AWS::EC2::Instance").values()
     script = user_data(instance) if which == "mlflow" else service_script(template)
-    result = subprocess.run([str(Path(sys.executable).parent / "shellcheck"), "-s", "bash", "-S", "warning", "-"],
-                            input=script, capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "shellcheck"), "-s", "bash", "-S", "warning", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -224,9 +252,17 @@ def test_mlflow_is_private_authenticated_and_writes_only_its_own_prefix(stack_te
     assert "bash /opt/mlflow/mlflow_config.sh" in script
     assert logical_id(stack, stack.tracking.admin_secret) in script  # its ARN, read at boot
     assert "password" not in script.lower().replace("pgpass", "")  # never a value, never an option
-    template.has_resource_properties("AWS::SecretsManager::Secret", {"GenerateSecretString": {
-        "SecretStringTemplate": '{"username": "admin"}', "GenerateStringKey": "password", "ExcludePunctuation": True,
-        "PasswordLength": 32}})  # fmt: skip
+    template.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "GenerateSecretString": {
+                "SecretStringTemplate": '{"username": "admin"}',
+                "GenerateStringKey": "password",
+                "ExcludePunctuation": True,
+                "PasswordLength": 32,
+            }
+        },
+    )
 
     role = stack.get_logical_id(stack.tracking.server.role.node.default_child)
     bucket = logical_id(stack, stack.tracking.bucket)
@@ -249,11 +285,21 @@ def test_nothing_in_the_stack_may_write_the_served_models_prefix(template: Templ
 def test_instances_are_reached_through_the_load_balancer_only(stack_template: tuple) -> None:
     stack, template = stack_template
     service_sg, alb_sg = logical_id(stack, stack.service.security_group), logical_id(stack, stack.entry.security_group)
-    ingress = [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()
-               if r["Properties"]["GroupId"] == {"Fn::GetAtt": [service_sg, "GroupId"]}]  # fmt: skip
-    assert ingress == [{"IpProtocol": "tcp", "Description": "Load balancer to target", "FromPort": 8080, "ToPort": 8080,
-                        "GroupId": {"Fn::GetAtt": [service_sg, "GroupId"]},
-                        "SourceSecurityGroupId": {"Fn::GetAtt": [alb_sg, "GroupId"]}}]  # fmt: skip
+    ingress = [
+        r["Properties"]
+        for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [service_sg, "GroupId"]}
+    ]
+    assert ingress == [
+        {
+            "IpProtocol": "tcp",
+            "Description": "Load balancer to target",
+            "FromPort": 8080,
+            "ToPort": 8080,
+            "GroupId": {"Fn::GetAtt": [service_sg, "GroupId"]},
+            "SourceSecurityGroupId": {"Fn::GetAtt": [alb_sg, "GroupId"]},
+        }
+    ]
     (listener,) = resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()
     assert (listener["Properties"]["Port"], listener["Properties"]["Protocol"]) == (80, "HTTP")
     template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"})
@@ -261,8 +307,10 @@ def test_instances_are_reached_through_the_load_balancer_only(stack_template: tu
 
 def test_with_a_certificate_everything_public_is_https(with_certificate: tuple) -> None:
     stack, template = with_certificate
-    listeners = {r["Properties"]["Port"]: r["Properties"] for r in
-                 resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()}  # fmt: skip
+    listeners = {
+        r["Properties"]["Port"]: r["Properties"]
+        for r in resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    }
     assert sorted(listeners) == [80, 443, 5000]
     assert listeners[80]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
     for port in (443, 5000):
@@ -272,7 +320,10 @@ def test_with_a_certificate_everything_public_is_https(with_certificate: tuple) 
         )
     alb_sg = template.to_json()["Resources"][logical_id(stack, stack.entry.security_group)]["Properties"]
     assert sorted((r["CidrIp"], r["FromPort"]) for r in alb_sg["SecurityGroupIngress"]) == [
-        ("203.0.113.0/24", 80), ("203.0.113.0/24", 443), ("203.0.113.0/24", 5000)]  # fmt: skip
+        ("203.0.113.0/24", 80),
+        ("203.0.113.0/24", 443),
+        ("203.0.113.0/24", 5000),
+    ]
     (instance,) = resources(template, "AWS::EC2::Instance").values()
     assert 'MLFLOW_ALLOWED_HOSTS="localhost:*,127.0.0.1:*,ml.example.org:5000,' in user_data(instance)
     outputs = template.find_outputs("*")
@@ -284,8 +335,11 @@ def test_instance_roles_read_only_their_own_asset_files(stack_template: tuple) -
     """``Asset.grant_read`` grants every object of the CDK staging bucket: every stack's assets."""
     stack, template = stack_template
     for role in (stack.tracking.server.role, stack.service.role):
-        reads = [s for s in statements(template, stack.get_logical_id(role.node.default_child))
-                 if "cdk-hnb659fds-assets" in json.dumps(s["Resource"])]  # fmt: skip
+        reads = [
+            s
+            for s in statements(template, stack.get_logical_id(role.node.default_child))
+            if "cdk-hnb659fds-assets" in json.dumps(s["Resource"])
+        ]
         assert reads
         for statement in reads:
             assert actions(statement) == ["s3:GetObject"]
@@ -299,8 +353,12 @@ def test_the_model_store_takes_tls_and_iam_only_and_one_writer(stack_template: t
     stack, template = stack_template
     (file_system,) = resources(template, "AWS::EFS::FileSystem").values()
     policy = file_system["Properties"]["FileSystemPolicy"]["Statement"]
-    assert {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}} in policy  # fmt: skip
+    assert {
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    } in policy
     sync_role = stack.get_logical_id(stack.sync.function.role.node.default_child)
     (writes,) = [s for s in policy if s["Effect"] == "Deny" and "elasticfilesystem:ClientWrite" in actions(s)]
     assert set(actions(writes)) == {"elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"}
@@ -346,7 +404,8 @@ def test_alarms_publish_to_a_topic_cloudwatch_and_budgets_can_use(stack_template
     (budget,) = resources(template, "AWS::Budgets::Budget").values()
     subscribers = [s for n in budget["Properties"]["NotificationsWithSubscribers"] for s in n["Subscribers"]]
     assert {(s["SubscriptionType"], json.dumps(s["Address"])) for s in subscribers} == {
-        ("SNS", json.dumps({"Ref": logical_id(stack, stack.node.find_child("Monitoring").topic)}))}  # fmt: skip
+        ("SNS", json.dumps({"Ref": logical_id(stack, stack.node.find_child("Monitoring").topic)}))
+    }
 
 
 def test_a_failed_sync_is_kept_and_alarmed(stack_template: tuple) -> None:
@@ -357,11 +416,15 @@ def test_a_failed_sync_is_kept_and_alarmed(stack_template: tuple) -> None:
     function = template.to_json()["Resources"][logical_id(stack, stack.sync.function)]["Properties"]
     assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}
     template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2})
-    alarms = {a["Properties"]["AlarmDescription"]: a["Properties"] for a in
-              resources(template, "AWS::CloudWatch::Alarm").values()}  # fmt: skip
+    alarms = {
+        a["Properties"]["AlarmDescription"]: a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
     depth = alarms["MHIST: SyncDeadLetters"]
     assert (depth["MetricName"], depth["Dimensions"][0]["Value"]) == (
-        "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [queue, "QueueName"]})  # fmt: skip
+        "ApproximateNumberOfMessagesVisible",
+        {"Fn::GetAtt": [queue, "QueueName"]},
+    )
     assert alarms["MHIST: SyncErrors"]["MetricName"] == "Errors"
     assert alarms["MHIST: ServiceUnhealthyHosts"]["MetricName"] == "UnHealthyHostCount"
     assert alarms["MHIST: LoadBalancer5xx"]["MetricName"] == "HTTPCode_ELB_5XX_Count"
@@ -381,8 +444,12 @@ def test_checkov_finds_nothing_that_is_not_acknowledged_with_a_reason(
     stack, _ = stack_template if variant == "default" else with_certificate
     path = tmp_path / "template.json"
     path.write_text(json.dumps(Template.from_stack(stack).to_json()))
-    result = subprocess.run([str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--skip-download",
-                             "-o", "json"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = json.loads(result.stdout)
     report = output["results"]
     failed = [(c["check_id"], c["resource"]) for c in report["failed_checks"]]
@@ -397,15 +464,26 @@ def test_the_lambdas_body_limit_and_api_gateways_refusals_speak_the_apis_json(te
     """A Lambda event is at most 6 MB and API Gateway base64-encodes a binary body into it, so the function
     refuses over about 4.4 MB itself; what API Gateway refuses (a key, a size, a throttle) it answers with
     its own {"message": ...} unless a gateway response says otherwise."""
-    (function,) = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
-                   if f["Properties"].get("PackageType") == "Image"]  # fmt: skip
+    (function,) = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("PackageType") == "Image"
+    ]
     variables = function["Environment"]["Variables"]
     assert variables["MAX_IMAGE_BYTES"] == variables["MAX_REQUEST_BYTES"] == "4400000"
     assert 4_400_000 * 4 // 3 + 64 * 1024 < 6 * 1024 * 1024  # one image as base64 in JSON still fits an event
-    responses = {r["Properties"]["ResponseType"]: r["Properties"]
-                 for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}  # fmt: skip
-    assert set(responses) == {"INVALID_API_KEY", "REQUEST_TOO_LARGE", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX",
-                              "DEFAULT_5XX"}  # fmt: skip
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {
+        "INVALID_API_KEY",
+        "REQUEST_TOO_LARGE",
+        "THROTTLED",
+        "QUOTA_EXCEEDED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
     for properties in responses.values():
         body = properties["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
         assert set(json.loads(body)["error"]) == {"code", "message"}
