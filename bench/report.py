@@ -46,11 +46,15 @@ from bench.common import (
 from inference.predictor import FILES
 from inference.store_files import MODEL_FILES
 from inference.tracking import DEFAULT_STORE, sqlite_path, unreadable_store
+from infra_stack.settings import StackSettings
 
 BENCHMARKS = ("inference", "cold_start", "serving", "training")
 QUALITY = ("auroc", "sensitivity", "specificity", "f1", "mcc")
 LAMBDA_MB_PER_VCPU = 1769  # Lambda gives one full vCPU at 1,769 MB, in proportion below and above
 README_START, README_END = "<!-- report:start -->", "<!-- report:end -->"
+
+
+STACK = StackSettings.model_fields  # the deployed stack's defaults: what the prices are for
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ class Prices:
     lambda_usd_per_gb_s: float = 0.0000166667
     lambda_usd_per_million_requests: float = 0.20
     api_gateway_usd_per_million_requests: float = 3.50  # REST API, first 333 million a month
-    ec2_usd_per_hour: float = 0.08925  # c7i.large, the service instance in cdk.json
-    lambda_memory_mb: int = 3008  # cdk.json lambda_memory_mb
+    ec2_usd_per_hour: float = 0.08925  # c7i.large, STACK["service_instance_type"]
+    lambda_memory_mb: int = STACK["lambda_memory_mb"].default  # the stack's own setting
     cold_start_fraction: float = 0.01  # invocations that pay an init phase (billed since August 2025)
 
     def problems(self) -> list[str]:

@@ -1,21 +1,24 @@
 """Every number and name a user would change, from the CDK context: the ``mhist`` block of ``cdk.json``,
 then one ``-c mhist.<key>=<value>`` per setting to change at synth/deploy time
 (``cdk deploy -c mhist.alarm_email=me@example.org -c mhist.allowed_cidrs=10.0.0.0/8,192.168.1.0/24``).
-``-c mhist='{...}'`` replaces the whole block. Every bad value is named at once, before anything is built.
+``-c mhist='{...}'`` replaces the whole block.
+
+A pydantic model, free of the CDK: each field's bounds, pattern and meaning in one place
+(``docs/aws.md``'s table is ``settings_table()``), every bad value named at once before anything
+is built. The CDK CLI passes a ``-c`` value as a string: pydantic reads ``"3"`` and ``"false"``; a
+list is comma-separated, and ``null`` (or nothing) clears an optional setting.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+CONTEXT_KEY = "mhist"
 RETENTION = {
     1: "ONE_DAY",
     3: "THREE_DAYS",
@@ -33,247 +36,212 @@ RETENTION = {
     545: "EIGHTEEN_MONTHS",
     731: "TWO_YEARS",
 }
+BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")  # said with the field's meaning
+MIN_PREFIX = 8  # 0.0.0.0/1 + 128.0.0.0/1 would be the whole internet
+InstanceType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", title="an instance type like t3.small")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Percent = Annotated[int, Field(ge=1, le=100)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+HostName = Annotated[
+    str, Field(max_length=253, pattern=r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+]
+ARN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
 
 
 class SettingsError(ValueError):
     """A context value the stack cannot use; the message names it."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class StackSettings:
-    stack_name: str = "MhistMlops"
-    max_azs: int = 2
-    nat_gateways: int = 1
-    interface_endpoints: bool = False
-    allowed_cidrs: tuple[str, ...] = ()
-    alarm_email: str = ""
-    log_retention_days: int = 30
-    artifact_noncurrent_days: int = 90
-    db_instance_type: str = "t4g.micro"
-    db_allocated_storage_gb: int = 20
-    db_backup_days: int = 7
-    db_deletion_protection: bool = True
-    mlflow_instance_type: str = "t3.small"
-    mlflow_port: int = 5000
-    service_instance_type: str = "c7i.large"
-    service_port: int = 8080
-    service_min_instances: int = 1
-    service_desired_instances: int | None = None  # None: the group starts at its minimum, scaling decides after
-    service_max_instances: int = 2
-    service_cpu_target_percent: int = 60
-    service_requests_per_target: int | None = None  # per minute; None: scale on CPU alone
-    certificate_arn: str | None = None  # ACM certificate for the load balancer: HTTPS, and MLflow published
-    public_host_names: tuple[str, ...] = ()  # DNS names that point at the load balancer (the certificate's)
-    model_name: str = "vit_base_patch16_224"
-    model_variant: str = "auto"
-    lambda_memory_mb: int = 3008
-    lambda_timeout_s: int = 29
-    lambda_reserved_concurrency: int | None = None
-    api_rate_limit: int = 20
-    api_burst_limit: int = 40
-    api_quota_per_day: int = 10000
-    alarm_lambda_p99_ms: int = 5000
-    alarm_api_latency_ms: int = 5000
-    alarm_cpu_percent: int = 80
-    alarm_db_free_storage_gb: int = 2
-    budget_monthly_usd: int = 250
+class StackSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @property
-    def log_retention(self) -> logs.RetentionDays:
-        return getattr(logs.RetentionDays, RETENTION[self.log_retention_days])
+    stack_name: str = Field(
+        "MhistMlops",
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
+        title="a CloudFormation stack name (a letter, then letters, digits and '-')",
+        description="CloudFormation stack name",
+    )
+    max_azs: int = Field(2, ge=2, description="availability zones of the VPC (RDS and EFS span two)")
+    nat_gateways: AtLeastOne = Field(
+        1, description="NAT gateways, 1..max_azs (~$33/month each): the private instances install through them"
+    )
+    interface_endpoints: bool = Field(
+        False,
+        description="ECR, Logs, Secrets Manager, SSM endpoints (~$102/month for 7 in 2 AZs): AWS calls off the NAT",
+    )
+    allowed_cidrs: tuple[str, ...] = Field(
+        (),
+        description=f"required: who may reach the load balancer and the Lambda API (IPv4, /{MIN_PREFIX} or narrower)",
+    )
+    certificate_arn: str | None = Field(
+        None,
+        pattern=ARN,
+        title="null or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+        description="an ACM certificate for HTTPS (which also publishes MLflow), given with public_host_names",
+    )
+    public_host_names: tuple[HostName, ...] = Field(
+        (), title="DNS names", description="the DNS names certificate_arn covers that point at the load balancer"
+    )
+    alarm_email: str = Field(
+        "",
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        title="an e-mail address",
+        description="required: alarms and budget alerts",
+    )
+    log_retention_days: int = Field(30, description=f"every log group: one of {', '.join(map(str, RETENTION))}")
+    artifact_noncurrent_days: AtLeastOne = Field(90, description="old artifact versions expire after")
+    db_instance_type: InstanceType = Field("t4g.micro", description="RDS instance, without 'db.' (the CDK adds it)")
+    db_allocated_storage_gb: int = Field(20, ge=20, le=65536, description="RDS gp storage")
+    db_backup_days: int = Field(7, ge=1, le=35, description="RDS backups kept")
+    db_deletion_protection: bool = Field(True, description="RDS deletion protection")
+    mlflow_instance_type: InstanceType = Field("t3.small", description="the MLflow server")
+    mlflow_port: Port = Field(5000, description="MLflow's port (and its HTTPS listener's)")
+    service_instance_type: InstanceType = Field("c7i.large", description="the EC2 inference service")
+    service_port: Port = Field(8080, description="the service's port on the instance")
+    service_min_instances: AtLeastOne = Field(1, description="the group's minimum size")
+    service_desired_instances: int | None = Field(
+        None, description="null: the group starts at its minimum and scaling decides; else min..max"
+    )
+    service_max_instances: int = Field(
+        2, description="above the minimum: a rolling update starts a new instance before it stops an old one"
+    )
+    service_cpu_target_percent: Percent = Field(60, description="target tracking on CPU")
+    service_requests_per_target: AtLeastOne | None = Field(
+        None, description="target tracking on requests per instance per minute, when set"
+    )
+    model_name: str = Field(
+        "vit_base_patch16_224",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        title="a folder name (letters, digits, '.', '_', '-')",
+        description="what both front doors serve (a folder of the model store)",
+    )
+    model_variant: Literal["auto", "fp32", "int8"] = Field(
+        "auto", description="auto: the int8 file where its gate passed"
+    )
+    lambda_memory_mb: int = Field(3008, ge=128, le=10240, description="1,769 MB buys one vCPU, 3008 MB about 1.7")
+    lambda_timeout_s: int = Field(29, ge=1, le=29, description="at most API Gateway's 29 s")
+    lambda_reserved_concurrency: AtLeastOne | None = Field(
+        None, description="null: unreserved (0 would stop the function)"
+    )
+    api_rate_limit: AtLeastOne = Field(20, description="API throttling: requests per second")
+    api_burst_limit: AtLeastOne = Field(40, description="API throttling: burst")
+    api_quota_per_day: AtLeastOne = Field(10000, description="the usage plan's daily quota")
+    alarm_lambda_p99_ms: AtLeastOne = Field(5000, description="alarm: the Lambda's p99 duration")
+    alarm_api_latency_ms: AtLeastOne = Field(5000, description="alarm: API Gateway latency")
+    alarm_cpu_percent: Percent = Field(80, description="alarm: instance CPU")
+    alarm_db_free_storage_gb: AtLeastOne = Field(
+        2, description="alarm: RDS free storage, below db_allocated_storage_gb"
+    )
+    budget_monthly_usd: AtLeastOne = Field(
+        250, description="AWS Budgets limit (alerts at 80% and 100%; the idle stack costs about $177)"
+    )
 
+    @field_validator("allowed_cidrs", "public_host_names", mode="before")
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> StackSettings:
-        """The settings from the app's whole context. The CDK CLI passes ``-c`` values as strings, so a
-        string is read as the setting's type (``"3"``, ``"false"``, ``"10.0.0.0/8,192.168.1.0/24"``)."""
-        values = {**_block(context.get(CONTEXT_KEY)), **_overrides(context)}
-        known = {f.name: OPTIONAL.get(f.name, f.default) for f in fields(cls)}
-        problems = [_unknown(key, known) for key in sorted(set(values) - set(known))]
-        typed, wrong_type = {}, set()
-        for key in sorted(values.keys() & known.keys()):
-            converted, problem = _as_type_of(known[key], values[key], nullable=key in OPTIONAL)
-            if problem:
-                wrong_type.add(key)
-                problems.append(f"{key} {problem}, got {values[key]!r}")
-            else:
-                typed[key] = converted
-        settings = cls(**typed)  # a default stands in for a value of the wrong type: its range is not judged
-        problems += [
-            message for name, message in settings.failed_checks() if not {name, *READS.get(name, ())} & wrong_type
-        ]
-        if problems:
-            raise SettingsError(f"cdk context '{CONTEXT_KEY}': " + "; ".join(problems))
-        return settings
+    def _comma_separated(cls, value: object) -> object:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
-    def failed_checks(self) -> list[tuple[str, str]]:
-        """(setting, problem) for every value the stack cannot use, each with its rule; CloudFormation
-        would refuse most of them only minutes into a deploy."""
-        checks = [
-            ("stack_name", self.stack_name, STACK_NAME.fullmatch(self.stack_name), "a CloudFormation stack name"),
-            ("max_azs", self.max_azs, self.max_azs >= 2, "at least 2 (RDS and EFS span two zones)"),
-            (
-                "nat_gateways",
-                self.nat_gateways,
-                1 <= self.nat_gateways <= self.max_azs,
-                "1..max_azs (the private instances install their software through it)",
-            ),
-            ("alarm_email", self.alarm_email, EMAIL.fullmatch(self.alarm_email), "an e-mail address"),
-            (
-                "log_retention_days",
-                self.log_retention_days,
-                self.log_retention_days in RETENTION,
-                f"one of {sorted(RETENTION)}",
-            ),
-            (
-                "artifact_noncurrent_days",
-                self.artifact_noncurrent_days,
-                self.artifact_noncurrent_days >= 1,
-                "at least 1",
-            ),
-            (
-                "db_instance_type",
-                self.db_instance_type,
-                not self.db_instance_type.startswith("db."),
-                "given without 'db.' (the CDK adds it)",
-            ),
-            (
-                "db_allocated_storage_gb",
-                self.db_allocated_storage_gb,
-                20 <= self.db_allocated_storage_gb <= 65536,
-                "20..65536 (RDS gp storage)",
-            ),
-            ("db_backup_days", self.db_backup_days, 1 <= self.db_backup_days <= 35, "1..35 (RDS backups)"),
-            ("mlflow_port", self.mlflow_port, 1 <= self.mlflow_port <= 65535, "a port, 1..65535"),
-            ("service_port", self.service_port, 1 <= self.service_port <= 65535, "a port, 1..65535"),
-            (
-                "model_name",
-                self.model_name,
-                MODEL_NAME.fullmatch(self.model_name),
-                "a folder name (letters, digits, '.', '_', '-')",
-            ),
-            ("model_variant", self.model_variant, self.model_variant in ("auto", "fp32", "int8"), "auto, fp32 or int8"),
-            ("lambda_memory_mb", self.lambda_memory_mb, 128 <= self.lambda_memory_mb <= 10240, "128..10240"),
-            (
-                "lambda_timeout_s",
-                self.lambda_timeout_s,
-                1 <= self.lambda_timeout_s <= 29,
-                "1..29 (API Gateway's limit)",
-            ),
-            (
-                "lambda_reserved_concurrency",
-                self.lambda_reserved_concurrency,
-                self.lambda_reserved_concurrency is None or self.lambda_reserved_concurrency >= 1,
-                "null or at least 1 (0 would stop the function)",
-            ),
-            ("service_min_instances", self.service_min_instances, self.service_min_instances >= 1, "at least 1"),
+    @field_validator(
+        "certificate_arn",
+        "service_desired_instances",
+        "service_requests_per_target",
+        "lambda_reserved_concurrency",
+        mode="before",
+    )
+    @classmethod
+    def _null(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
+
+    @field_validator("db_instance_type", mode="before")
+    @classmethod
+    def _without_db_prefix(cls, value: object) -> object:
+        if isinstance(value, str) and value.startswith("db."):
+            raise ValueError("give it without 'db.' (the CDK adds it)")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _a_retention_cloudwatch_has(cls, days: int) -> int:
+        if days not in RETENTION:
+            raise ValueError(f"CloudWatch keeps logs for {', '.join(map(str, RETENTION))} days")
+        return days
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _narrow_ipv4_blocks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        if not cidrs:
+            raise ValueError("empty: name the networks that may reach MLflow and the service")
+        for cidr in cidrs:
+            try:
+                network = ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block") from None
+            if network.version != 4:
+                raise ValueError(f"{cidr} is not an IPv4 block (the load balancer is IPv4 only)")
+            if network.prefixlen < MIN_PREFIX:
+                raise ValueError(f"{cidr} is wider than /{MIN_PREFIX}; name the networks that need access")
+        return cidrs
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackSettings:
+        """The rules across settings, each naming the setting it refuses; CloudFormation would refuse
+        most of them only minutes into a deploy."""
+        rules = [
+            ("nat_gateways", self.nat_gateways <= self.max_azs, "at most max_azs"),
             (
                 "service_max_instances",
-                self.service_max_instances,
                 self.service_max_instances > self.service_min_instances,
                 "above service_min_instances (a rolling update starts a new instance before it stops an old one)",
             ),
             (
                 "service_desired_instances",
-                self.service_desired_instances,
                 self.service_desired_instances is None
                 or self.service_min_instances <= self.service_desired_instances <= self.service_max_instances,
                 "null or service_min_instances..service_max_instances",
             ),
             (
-                "service_cpu_target_percent",
-                self.service_cpu_target_percent,
-                1 <= self.service_cpu_target_percent <= 100,
-                "1..100",
-            ),
-            (
-                "service_requests_per_target",
-                self.service_requests_per_target,
-                self.service_requests_per_target is None or self.service_requests_per_target >= 1,
-                "null or at least 1 (requests per instance per minute)",
-            ),
-            (
-                "certificate_arn",
-                self.certificate_arn,
-                self.certificate_arn is None or CERTIFICATE_ARN.fullmatch(self.certificate_arn),
-                "null or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
-            ),
-            (
                 "public_host_names",
-                list(self.public_host_names),
                 bool(self.public_host_names) == bool(self.certificate_arn),
                 "the names certificate_arn covers, given with it (clients reach the load balancer by them)",
             ),
-            ("api_rate_limit", self.api_rate_limit, self.api_rate_limit >= 1, "at least 1"),
-            ("api_burst_limit", self.api_burst_limit, self.api_burst_limit >= 1, "at least 1"),
-            ("api_quota_per_day", self.api_quota_per_day, self.api_quota_per_day >= 1, "at least 1"),
-            ("alarm_lambda_p99_ms", self.alarm_lambda_p99_ms, self.alarm_lambda_p99_ms >= 1, "at least 1"),
-            ("alarm_api_latency_ms", self.alarm_api_latency_ms, self.alarm_api_latency_ms >= 1, "at least 1"),
-            ("alarm_cpu_percent", self.alarm_cpu_percent, 1 <= self.alarm_cpu_percent <= 100, "1..100"),
             (
                 "alarm_db_free_storage_gb",
-                self.alarm_db_free_storage_gb,
-                1 <= self.alarm_db_free_storage_gb < self.db_allocated_storage_gb,
-                "1..db_allocated_storage_gb - 1",
+                self.alarm_db_free_storage_gb < self.db_allocated_storage_gb,
+                "below db_allocated_storage_gb",
             ),
-            ("budget_monthly_usd", self.budget_monthly_usd, self.budget_monthly_usd >= 1, "at least 1"),
         ]
-        for name in ("mlflow_instance_type", "service_instance_type", "db_instance_type"):
-            value = getattr(self, name)
-            checks.append((name, value, INSTANCE_TYPE.fullmatch(value.removeprefix("db.")), "like t3.small"))
-        checks += [
-            ("public_host_names", name, HOST_NAME.fullmatch(name), "DNS names") for name in self.public_host_names
-        ]
-        failed = [(name, f"{name} must be {rule}, got {value!r}") for name, value, ok, rule in checks if not ok]
-        return [("allowed_cidrs", problem) for problem in self._cidr_problems()] + failed
+        problems = [f"{name}={getattr(self, name)!r}: must be {rule}" for name, ok, rule in rules if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
-    def _cidr_problems(self) -> list[str]:
-        if not self.allowed_cidrs:
-            return ["allowed_cidrs is empty: name the networks that may reach MLflow and the service"]
-        problems = []
-        for cidr in self.allowed_cidrs:
-            try:
-                network = ipaddress.ip_network(cidr)
-            except ValueError:
-                problems.append(f"allowed_cidrs: {cidr!r} is not a CIDR block")
-                continue
-            if network.version != 4:
-                problems.append(f"allowed_cidrs: {cidr} is not an IPv4 block (the load balancer is IPv4 only)")
-            elif network.prefixlen < MIN_PREFIX:  # 0.0.0.0/1 + 128.0.0.0/1 would be the whole internet
-                problems.append(
-                    f"allowed_cidrs: {cidr} is wider than /{MIN_PREFIX}; name the networks that need access"
-                )
-        return problems
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> StackSettings:
+        """The settings from the app's whole context: the block, then each ``-c mhist.<key>``."""
+        prefix = CONTEXT_KEY + "."
+        overrides = {key.removeprefix(prefix): value for key, value in context.items() if key.startswith(prefix)}
+        try:
+            return cls.model_validate({**_block(context.get(CONTEXT_KEY)), **overrides})
+        except ValidationError as error:
+            raise SettingsError(f"cdk context '{CONTEXT_KEY}': {_one_line(error)}") from None
 
 
-CONTEXT_KEY = "mhist"
-# the other settings a rule reads: not judged against a default standing in for a value of the wrong type
-READS = {
-    "nat_gateways": ("max_azs",),
-    "alarm_db_free_storage_gb": ("db_allocated_storage_gb",),
-    "service_max_instances": ("service_min_instances",),
-    "service_desired_instances": ("service_min_instances", "service_max_instances"),
-    "public_host_names": ("certificate_arn",),
-}
-# settings that may be null, with a value of the type they take otherwise
-OPTIONAL = {
-    "service_desired_instances": 0,
-    "service_requests_per_target": 0,
-    "lambda_reserved_concurrency": 0,
-    "certificate_arn": "",
-}
-MIN_PREFIX = 8
-STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
-CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+")
-HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE)
-
-
-def _overrides(context: Mapping[str, Any]) -> dict[str, Any]:
-    """``-c mhist.<key>=<value>`` pairs, as ``{key: value}``."""
-    prefix = CONTEXT_KEY + "."
-    return {key.removeprefix(prefix): value for key, value in context.items() if key.startswith(prefix)}
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors(include_url=False):
+        if not detail["loc"]:  # the rules across settings, already worded by name
+            problems.append(str(detail["ctx"]["error"]))
+            continue
+        name = str(detail["loc"][0])
+        message = str(detail["ctx"]["error"]) if detail["type"] == "value_error" else detail["msg"]
+        if detail["type"] in BOUNDS and (why := StackSettings.model_fields[name].description):
+            message += f" ({why})"
+        if detail["type"] == "extra_forbidden":
+            message = "not a setting (docs/aws.md lists them)"
+        elif detail["type"] == "string_pattern_mismatch":  # the pattern is the model's business; say what it means
+            message = f"must be {StackSettings.model_fields[name].title or 'of another form'}"
+        problems.append(f"{name}={detail['input']!r}: {message}")
+    return "; ".join(problems)
 
 
 def _block(block: object) -> dict[str, Any]:
@@ -292,26 +260,11 @@ def _block(block: object) -> dict[str, Any]:
     return block
 
 
-def _unknown(key: str, known: Mapping[str, object]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-
-
-def _as_type_of(default: object, value: object, *, nullable: bool = False) -> tuple[object, str]:
-    """``value`` as the type of the setting's default, or why it cannot be: (value, problem)."""
-    if nullable and (value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))):
-        return None, ""
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true", ""
-        return value, "" if isinstance(value, bool) else "must be true or false"
-    if isinstance(default, int):
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            return int(value), ""
-        return value, "" if isinstance(value, int) and not isinstance(value, bool) else "must be a whole number"
-    if isinstance(default, tuple):
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip()), ""
-        ok = isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
-        return (tuple(value), "") if ok else (value, "must be a list of strings")
-    return value, "" if isinstance(value, str) else "must be a string"
+def settings_table() -> str:
+    """The settings as docs/aws.md shows them: key, default, meaning (a test keeps the two the same)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for name, field in StackSettings.model_fields.items():
+        default = field.default
+        shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+        rows.append(f"| `{name}` | {shown.strip(chr(34))} | {field.description} |")
+    return "\n".join(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra_stack.buckets import access_log_bucket
@@ -13,7 +14,7 @@ from infra_stack.monitoring import Monitoring
 from infra_stack.nag import LAMBDA_IN_VPC, acknowledger, checkov_skip, managed
 from infra_stack.network import Network
 from infra_stack.serving import SERVING_PREFIX, Ec2Service, EfsSync, LambdaApi
-from infra_stack.settings import StackSettings
+from infra_stack.settings import RETENTION, StackSettings
 from infra_stack.storage import ModelStore
 from infra_stack.tracking import Tracking
 
@@ -22,7 +23,7 @@ class MhistStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         s = settings
-        retention = s.log_retention
+        retention = getattr(logs.RetentionDays, RETENTION[s.log_retention_days])
         network = Network(
             self,
             "Network",
