@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from aws_lambda_powertools.logging import logger as powertools_logger
 
 from bench.common import sample_png as png
 
@@ -114,9 +115,15 @@ def v2(body: str | None, content_type: str = "application/json", path: str = "/p
     return event
 
 
+def headers_of(response: dict) -> dict[str, str]:
+    """A proxy response's headers: REST API responses carry them as multiValueHeaders, HTTP API's as headers."""
+    multi = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+    return {**(response.get("headers") or {}), **multi}
+
+
 def call(module, event: dict) -> tuple[int, dict]:
     response = module.handler(event, CONTEXT)
-    assert response["headers"]["Content-Type"] == "application/json"
+    assert headers_of(response)["Content-Type"] == "application/json"
     assert response["isBase64Encoded"] is False
     return response["statusCode"], json.loads(response["body"])
 
@@ -200,7 +207,7 @@ def test_cold_start_is_measured_and_logged_once(lambda_module, capsys) -> None:
     buffer = io.StringIO()
     for handler in lambda_module.logger._logger.handlers:  # powertools keeps the stdout of import time
         handler.setStream(buffer)
-    lambda_module._cold = True
+    powertools_logger.is_cold_start = True  # as a new execution environment starts; this module's is warm
     call(lambda_module, v1(png(5)))
     call(lambda_module, v1(png(5)))
     logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
@@ -246,7 +253,7 @@ def test_hostile_bodies_are_4xx(lambda_module: object) -> None:
 def test_a_wrong_method_is_405_with_allow(lambda_module: object) -> None:
     response = lambda_module.handler(v1(None, path="/predict", method="GET"), CONTEXT)
     assert response["statusCode"] == 405
-    assert response["headers"]["Allow"] == "POST"
+    assert headers_of(response)["Allow"] == "POST"
     assert json.loads(response["body"])["error"]["code"] == "method_not_allowed"
 
 
@@ -256,6 +263,22 @@ def test_explain_answers_as_on_ec2(lambda_module: object) -> None:
     assert answer["probability"] == call(lambda_module, v1(png(1)))[1]["probability"]
     assert (answer["explanation"]["method"], answer["explanation"]["grid"]) == ("occlusion", [7, 7])
     assert call(lambda_module, v1(png(1), path="/explain", method="GET"))[0] == 405
+
+
+def test_refusals_and_failures_are_counted(lambda_module: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """The resolver turns a ServingError into its answer; the request is still measured and counted."""
+    capsys.readouterr()
+    assert call(lambda_module, v1(b"not an image"))[0] == 400
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    counted = [r for r in emitted if "_aws" in r]
+    assert [r["Refusals"] for r in counted if "Refusals" in r] in ([1.0], [[1.0]])  # EMF may list values
+    assert any("LatencyMs" in r for r in counted)
+    with pytest.MonkeyPatch.context() as patch:  # a bug, not a refusal: a 500 that names no internals
+        patch.setattr(lambda_module.holder, "get", lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+        status, document = call(lambda_module, v1(png(1)))
+    assert (status, document["error"]["code"]) == (500, "internal_error")
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["Errors"] for r in emitted if "Errors" in r] in ([1.0], [[1.0]])
 
 
 def test_missing_model_gives_503_naming_the_path(tmp_path: Path) -> None:
