@@ -152,6 +152,46 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+SERVING_HEADERS = (
+    "model",
+    "config",
+    "file",
+    "layout",
+    "clients",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "server p50 ms",
+    "raw req/s",
+    "raw p50 ms",
+    "client CPU",
+    "failures",
+)
+
+
+def serving_cells(model: dict, level: dict) -> tuple:
+    """One ``bench.serving`` level's cells under ``SERVING_HEADERS``, as its own table and the report show
+    them (results written before a column existed show "-" there)."""
+    share = level.get("client_cpu_share")
+    return (
+        model["model"],
+        model.get("config", "today"),
+        model["file"],
+        model["layout"],
+        level["concurrency"],
+        level["throughput_per_s"],
+        level["p50_ms"],
+        level["p95_ms"],
+        level["p99_ms"],
+        level.get("server_p50_ms", "-"),
+        level["raw_per_s"],
+        level["raw_p50_ms"],
+        f"{share:.0%}" if share is not None else "-",
+        level["failures"],
+    )
+
+
 TRAINING_HEADERS = (
     "config",
     "model",

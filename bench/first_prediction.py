@@ -32,7 +32,8 @@ def main() -> None:
     event = {
         "version": "2.0",
         "rawPath": "/predict",
-        "requestContext": {"http": {"method": "POST"}},
+        "routeKey": "$default",
+        "requestContext": {"http": {"method": "POST", "path": "/predict"}, "stage": "$default"},  # as AWS sends it
         "headers": {"content-type": "image/png"},
         "body": body,
         "isBase64Encoded": True,

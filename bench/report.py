@@ -36,11 +36,13 @@ from bench.common import (
     RESULTS,
     RUNTIMES,
     SATURATION_GOAL,
+    SERVING_HEADERS,
     TRAINING_HEADERS,
     batched_against_today,
     describe,
     folder,
     markdown_table,
+    serving_cells,
     training_cells,
 )
 from inference.predictor import FILES
@@ -330,38 +332,8 @@ def serving_section(result: dict) -> Section:
         f"{result['machine']['date']}. Layout: gunicorn workers x threads; raw: the same layout's "
         "predictors in-process, measured in slices alternating with the service's."
     )
-    headers = (
-        "model",
-        "config",
-        "file",
-        "layout",
-        "clients",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "raw req/s",
-        "raw p50 ms",
-        "failures",
-    )
-    rows = [
-        (
-            m["model"],
-            m.get("config", "today"),
-            m["file"],
-            m["layout"],
-            r["concurrency"],
-            r["throughput_per_s"],
-            r["p50_ms"],
-            r["p95_ms"],
-            r["p99_ms"],
-            r["raw_per_s"],
-            r["raw_p50_ms"],
-            r["failures"],
-        )
-        for m in result["models"]
-        for r in m["levels"]
-    ]
+    headers = SERVING_HEADERS
+    rows = [serving_cells(m, r) for m in result["models"] for r in m["levels"]]
     section.tables.append((headers, rows))
     return section
 

@@ -36,6 +36,7 @@ from bench.common import (
     BATCHED_THROUGHPUT_GOAL,
     P50_OVERHEAD_GOAL_MS,
     SATURATION_GOAL,
+    SERVING_HEADERS,
     add_output_arguments,
     at_least,
     batched_against_today,
@@ -46,6 +47,7 @@ from bench.common import (
     positive_seconds,
     publish,
     sample_png,
+    serving_cells,
     summary_ms,
 )
 from inference.batching import Batching
@@ -255,42 +257,9 @@ def markdown(result: dict) -> str:
         "worker's session on cores / workers threads; `raw`: the same layout's predictors in-process, in slices "
         "alternating with the service's; `client CPU`: the load generator's share of one core.\n"
     ]
-    headers = (
-        "model",
-        "config",
-        "file",
-        "layout",
-        "clients",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "server p50 ms",
-        "raw req/s",
-        "raw p50 ms",
-        "client CPU",
-        "failures",
-    )
+    headers = SERVING_HEADERS
     for m in result["models"]:
-        rows = [
-            (
-                m["model"],
-                m["config"],
-                m["file"],
-                m["layout"],
-                r["concurrency"],
-                r["throughput_per_s"],
-                r["p50_ms"],
-                r["p95_ms"],
-                r["p99_ms"],
-                r["server_p50_ms"],
-                r["raw_per_s"],
-                r["raw_p50_ms"],
-                f"{r['client_cpu_share']:.0%}",
-                r["failures"],
-            )
-            for r in m["levels"]
-        ]
+        rows = [serving_cells(m, r) for r in m["levels"]]
         verdicts = (
             f"p50 overhead at {m['levels'][0]['concurrency']} client(s) {m['p50_overhead_ms']:.1f} ms (goal <= "
             f"{P50_OVERHEAD_GOAL_MS:.0f}: {'met' if m['p50_overhead_ms'] <= P50_OVERHEAD_GOAL_MS else 'MISSED'}); "

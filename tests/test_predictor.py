@@ -21,6 +21,21 @@ from training.onnx_export import read_metadata, write_metadata
 MODEL = "mlp-64-32"
 
 
+def run_batch(
+    source: object, output: Path, model_store: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m inference.batch`` as a user runs it, on the test model."""
+    command = ["-m", "inference.batch", str(source), str(output), "--model-root", str(model_store)]
+    return subprocess.run(
+        [sys.executable, *command, "--model-name", MODEL],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_auto_takes_int8_only_where_its_gate_passed(model_store: Path, tmp_path: Path) -> None:
     store = Path(shutil.copytree(model_store, tmp_path / "models"))
     int8 = store / MODEL / "model.int8.onnx"
@@ -202,23 +217,7 @@ def test_batch_command_refuses_broken_annotations_before_scoring(
     """It was a KeyError traceback, after every image had been scored."""
     text = (small_copy / "annotations.csv").read_text().replace("Partition", "Split", 1)
     (small_copy / "annotations.csv").write_text(text)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inference.batch",
-            str(small_copy),
-            str(tmp_path / "o.csv"),
-            "--model-root",
-            str(model_store),
-            "--model-name",
-            MODEL,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_batch(str(small_copy), str(tmp_path / "o.csv"), model_store)
     assert result.returncode != 0
     assert f"error: {small_copy / 'annotations.csv'}: missing column(s) ['Partition']" in result.stderr
     assert "Traceback" not in result.stderr
@@ -324,42 +323,9 @@ def test_batch_command_scores_an_s3_prefix(model_store: Path, small_root: Path, 
             s3.upload_file(str(small_root / "images" / name), "slides", f"batch-7/{name}")
         s3.put_object(Bucket="slides", Key="batch-7/notes.txt", Body=b"not an image")
         env = {**os.environ, **S3_KEYS, "AWS_ENDPOINT_URL_S3": url}
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inference.batch",
-                "s3://slides/batch-7/",
-                str(tmp_path / "s3.csv"),
-                "--model-root",
-                str(model_store),
-                "--model-name",
-                MODEL,
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        missing = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inference.batch",
-                "s3://no-such-bucket/batch-7/",
-                str(tmp_path / "none.csv"),
-                "--model-root",
-                str(model_store),
-                "--model-name",
-                MODEL,
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+
+        result = run_batch("s3://slides/batch-7/", tmp_path / "s3.csv", model_store, env)
+        missing = run_batch("s3://no-such-bucket/batch-7/", tmp_path / "none.csv", model_store, env)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "s3.csv").open()))
     assert [r["image"] for r in rows] == names
@@ -398,23 +364,7 @@ def test_batch_scoring_refuses_an_unwritable_output_before_scoring(
     model_store: Path, small_root: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "a file").write_text("")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inference.batch",
-            str(small_root),
-            str(tmp_path / "a file" / "scores.csv"),
-            "--model-root",
-            str(model_store),
-            "--model-name",
-            MODEL,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_batch(str(small_root), str(tmp_path / "a file" / "scores.csv"), model_store)
     assert result.returncode != 0
     assert (
         f"error: cannot write {tmp_path / 'a file' / 'scores.csv'} ({tmp_path / 'a file'} is a file)" in result.stderr
