@@ -109,7 +109,7 @@ def compose_service(images: dict[str, str], readable_store: Path) -> Iterator[st
             try:
                 if requests.get(f"{url}/ready", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or up and still loading: a slow answer is no answer
                 pass
             time.sleep(0.5)
         else:
