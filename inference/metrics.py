@@ -39,38 +39,49 @@ def counts_at_each_score(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.
     return {"scores": sorted_probs[last_of_each_score], "tp": tp, "fp": fp, "fn": positives - tp, "tn": negatives - fp}
 
 
-def roc_curve(probabilities: ArrayLike, targets: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, sensitivity) from (0, 0) through every distinct score."""
-    points = counts_at_each_score(*_arrays(probabilities, targets))
+def roc_from_counts(points: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, sensitivity) from (0, 0) through each point of ``counts_at_each_score``."""
     tpr = np.r_[0, points["tp"] / np.maximum(points["tp"] + points["fn"], 1)]
     fpr = np.r_[0, points["fp"] / np.maximum(points["fp"] + points["tn"], 1)]
     return fpr, tpr
 
 
-def precision_recall_curve(probabilities: ArrayLike, targets: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(recall, precision) from (0, 1) through every distinct score."""
-    points = counts_at_each_score(*_arrays(probabilities, targets))
+def precision_recall_from_counts(points: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) from (0, 1) through each point of ``counts_at_each_score``."""
     recall = np.r_[0, points["tp"] / np.maximum(points["tp"] + points["fn"], 1)]
     precision = np.r_[1, points["tp"] / np.maximum(points["tp"] + points["fp"], 1)]
     return recall, precision
 
 
+def roc_curve(probabilities: ArrayLike, targets: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, sensitivity) from (0, 0) through every distinct score."""
+    return roc_from_counts(counts_at_each_score(*_arrays(probabilities, targets)))
+
+
+def precision_recall_curve(probabilities: ArrayLike, targets: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) from (0, 1) through every distinct score."""
+    return precision_recall_from_counts(counts_at_each_score(*_arrays(probabilities, targets)))
+
+
+def _areas(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(AUROC with ties counted half, average precision without interpolation) from one sort of the
+    scores; both NaN without both classes."""
+    if not 0 < labels.sum() < labels.size:
+        return float("nan"), float("nan")
+    points = counts_at_each_score(probs, labels)
+    fpr, tpr = roc_from_counts(points)
+    recall, precision = precision_recall_from_counts(points)
+    return float(np.trapezoid(tpr, fpr)), float(np.sum(np.diff(recall) * precision[1:]))
+
+
 def auroc(probabilities: ArrayLike, targets: ArrayLike) -> float:
     """The area under the ROC curve (ties count half); NaN without both classes."""
-    probs, labels = _arrays(probabilities, targets)
-    if not 0 < labels.sum() < labels.size:
-        return float("nan")
-    fpr, tpr = roc_curve(probs, labels)
-    return float(np.trapezoid(tpr, fpr))
+    return _areas(*_arrays(probabilities, targets))[0]
 
 
 def average_precision(probabilities: ArrayLike, targets: ArrayLike) -> float:
     """Precision summed over each step of recall (no interpolation); NaN without both classes."""
-    probs, labels = _arrays(probabilities, targets)
-    if not 0 < labels.sum() < labels.size:
-        return float("nan")
-    recall, precision = precision_recall_curve(probs, labels)
-    return float(np.sum(np.diff(recall) * precision[1:]))
+    return _areas(*_arrays(probabilities, targets))[1]
 
 
 def _mcc(tp: float, fp: float, tn: float, fn: float) -> float:
@@ -92,9 +103,10 @@ def binary_metrics(probabilities: ArrayLike, targets: ArrayLike, threshold: floa
     fn = float(np.sum(~called & (labels == 1)))
     tn = float(np.sum(~called & (labels == 0)))
     sensitivity, specificity, precision = _ratio(tp, tp + fn), _ratio(tn, tn + fp), _ratio(tp, tp + fp)
+    area_roc, area_pr = _areas(probs, labels)  # the bootstrap's hot path: the scores sorted once
     return {
-        "auroc": auroc(probs, labels),
-        "average_precision": average_precision(probs, labels),
+        "auroc": area_roc,
+        "average_precision": area_pr,
         "sensitivity": sensitivity,
         "specificity": specificity,
         "precision": precision,

@@ -30,20 +30,15 @@ def curves(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], threshold: float
     """ROC and precision-recall per split, each with the point the tuned threshold picks."""
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 4.8))
     for name, (probs, targets) in splits.items():
-        points = operating_points(probs, targets)
-        tpr = np.r_[0, points["tp"] / (points["tp"] + points["fn"])]
-        fpr = np.r_[0, points["fp"] / (points["fp"] + points["tn"])]
-        precision = np.r_[1, points["tp"] / np.maximum(points["tp"] + points["fp"], 1)]
-        (line,) = roc.plot(fpr, tpr, label=f"{name} (AUC {metrics.auroc(probs, targets):.3f})")
-        area = metrics.average_precision(probs, targets)
-        pr.plot(tpr, precision, color=line.get_color(), label=f"{name} (AP {area:.3f})")
-        predicted = probs >= threshold
-        tp = np.sum(predicted & (targets == 1))
-        fp = np.sum(predicted & (targets == 0))
-        sens, fpr_at = tp / max(targets.sum(), 1), fp / max((targets == 0).sum(), 1)
-        prec = tp / max(tp + fp, 1)
-        roc.plot(fpr_at, sens, "o", color=line.get_color(), markersize=9, markeredgecolor="black")
-        pr.plot(sens, prec, "o", color=line.get_color(), markersize=9, markeredgecolor="black")
+        points = operating_points(probs, targets)  # refuses a split without both classes
+        fpr, tpr = metrics.roc_from_counts(points)
+        recall, precision = metrics.precision_recall_from_counts(points)
+        at = metrics.binary_metrics(probs, targets, threshold)
+        (line,) = roc.plot(fpr, tpr, label=f"{name} (AUC {at['auroc']:.3f})")
+        pr.plot(recall, precision, color=line.get_color(), label=f"{name} (AP {at['average_precision']:.3f})")
+        marker = {"color": line.get_color(), "markersize": 9, "markeredgecolor": "black"}
+        roc.plot(1 - at["specificity"], at["sensitivity"], "o", **marker)
+        pr.plot(at["sensitivity"], at["precision"], "o", **marker)
     roc.plot([0, 1], [0, 1], ":", color="grey")
     roc.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity", title="ROC")
     pr.set(xlabel="sensitivity (recall)", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
