@@ -14,6 +14,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
@@ -32,7 +33,7 @@ class Item:
     data: bytes
     truth: str | None = None  # HP or SSA when a label is known
 
-    @property
+    @cached_property  # looked up on every rerun, for every image
     def key(self) -> str:
         """The image's identity for the answer cache: its bytes, whatever it is called."""
         return hashlib.sha256(self.data).hexdigest()
@@ -120,16 +121,25 @@ def shape_note(data: bytes, input_size: int) -> str:
     return f"{size[0]}x{size[1]}, not square: the model sees it stretched to {input_size}x{input_size}"
 
 
-def thumbnail(data: bytes) -> str | None:
-    """A small PNG as a data URL for a table's image column; None when it cannot be drawn here."""
+def drawable(data: bytes) -> Image.Image | None:
+    """The decoded image, or None when it cannot be drawn here: unreadable, or so large that Pillow calls it
+    a decompression bomb (the page says so in its own words; the API judges the image all the same)."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # not drawn, and not in Pillow's words
-            with Image.open(io.BytesIO(data)) as image:
-                image.draft("RGB", (THUMBNAIL, THUMBNAIL))
-                image.thumbnail((THUMBNAIL, THUMBNAIL))
-                out = io.BytesIO()
-                image.convert("RGB").save(out, "PNG")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
+    return image
+
+
+def thumbnail(data: bytes) -> str | None:
+    """A small PNG as a data URL for a table's image column; None when it cannot be drawn here."""
+    image = drawable(data)
+    if image is None:
+        return None
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()

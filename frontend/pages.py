@@ -3,6 +3,7 @@ computed here are an evaluation's metrics, by the project's one implementation (
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import random
@@ -115,8 +116,6 @@ def show_answer(answer: client.Answer, item: Item, input_size: int) -> None:
 
 def show_explanation(column: DeltaGenerator, explanation: dict[str, Any]) -> None:
     """The overlay, and a legend that says what bright means for this method."""
-    import base64
-
     overlay = Image.open(io.BytesIO(base64.b64decode(explanation["overlay_png"])))
     if explanation["method"] == "occlusion":
         legend = "yellow: hiding this area lowers P(SSA) most (evidence for SSA); dark blue: raises it (for HP)"
@@ -127,14 +126,11 @@ def show_explanation(column: DeltaGenerator, explanation: dict[str, Any]) -> Non
 
 
 def show_image(column: DeltaGenerator, item: Item) -> None:
-    thumbnail = images.thumbnail(item.data)
-    if thumbnail is None:  # the API judges it all the same
+    image = images.drawable(item.data)
+    if image is None:  # the API judges it all the same
         column.warning(f"{item.name}: cannot be displayed here")
-        return
-    try:
-        column.image(Image.open(io.BytesIO(item.data)), caption=item.name, width="stretch")
-    except (OSError, ValueError):
-        column.image(thumbnail, caption=item.name)
+    else:
+        column.image(image, caption=item.name, width="stretch")
 
 
 # --- where images come from ---------------------------------------------------------------------------------------
@@ -272,7 +268,7 @@ def score_page(context: Context) -> None:
 
     answers = session.ask_many(backend, items, advance)
     table = results_table(items, answers)
-    shown = table.assign(thumbnail=[images.thumbnail(i.data) for i in items])
+    shown = table.assign(thumbnail=[session.thumbnail(i) for i in items])
     failed = int(table["error"].notna().sum())
     if failed:
         st.error(f"{failed} of {len(items)} images got no answer: see the error column")
@@ -319,7 +315,7 @@ def evaluation(answered: list[tuple[Item, client.Answer]], left_out: int) -> Non
         "served": metrics.binary_metrics(probs, truth, served),
         "slider": metrics.binary_metrics(probs, truth, chosen),
     }
-    intervals = metrics.bootstrap_intervals(probs, truth, served, resamples=500)
+    intervals = session.intervals(probs, truth, served)  # not again for each move of the slider
     rows = []
     for name in ("sensitivity", "specificity", "balanced_accuracy", "auroc"):
         low, high = intervals[name]
@@ -498,7 +494,7 @@ def plots(context: Context, run: object) -> None:
         st.caption("The run's plots (ROC, confusion, reliability, heatmaps) are in MLflow: set MLFLOW_URL to show them")
         return
     for name in ("curves.png", "confusion_test.png", "reliability.png", "heatmaps_test.png"):
-        picture = client.run_artifact(context.mlflow_url, str(run), f"plots/{name}", context.mlflow_auth)
+        picture = session.run_artifact(context.mlflow_url, str(run), f"plots/{name}", context.mlflow_auth)
         if isinstance(picture, bytes):
             st.image(picture, caption=name, width="stretch")
         else:
