@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +117,7 @@ def instantiate(
         "--trainer.logger",
         "false",
         "--model.scheduler",
-        "none",
+        "null",
     ]
     if raw["model"]["net"]["class_path"].endswith("TimmClassifier"):
         args += ["--model.net.init_args.pretrained", "false"]
@@ -126,9 +125,7 @@ def instantiate(
         args += ["--data.batch_size", str(batch_size)]
     if num_workers is not None:
         args += ["--data.num_workers", str(num_workers)]
-    with warnings.catch_warnings():  # the benchmark's own flags are in sys.argv; these args are the fit's
-        warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended to run from within Python")
-        cli = MhistCLI(args=args)
+    cli = MhistCLI(args=args)
     return (
         cli.model,
         cli.datamodule,

@@ -1,13 +1,18 @@
 """MhistClassifier as Lightning drives it with the real data module."""
 
+from functools import partial
+
 import pytest
 from lightning.pytorch.utilities.model_summary import ModelSummary
+from torch.optim import SGD
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
-from tests.helpers import cpu_trainer
+from tests.helpers import cpu_trainer, tensor_loaders, tiny_classifier
 from training.classifier import MhistClassifier
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.networks import MlpClassifier
+from training.optim import OneCycle, Plateau
 
 
 def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:
@@ -25,9 +30,9 @@ def test_model_summary_counts_the_networks_flops(tmp_path, small_root) -> None:
 def test_a_net_built_in_python_is_not_a_hyperparameter_and_not_warned_about(recwarn) -> None:
     """Lightning warns when a module lands in the hyperparameters; the classifier drops it itself
     (the weights carry it), so the warning only confused ``export.py --checkpoint`` users."""
-    model = MhistClassifier(MlpClassifier(input_size=8, hidden_sizes=(4,)), lr=0.1)
+    model = MhistClassifier(MlpClassifier(input_size=8, hidden_sizes=(4,)), pos_weight=0.5)
     assert "net" not in model.hparams
-    assert model.hparams.lr == 0.1
+    assert model.hparams.pos_weight == 0.5
     assert not [w for w in recwarn if "instance of `nn.Module`" in str(w.message)]
 
 
@@ -50,3 +55,38 @@ def test_soft_targets_train_on_the_votes_and_score_on_the_majority_label(tmp_pat
     cpu_trainer(tmp_path, max_epochs=1).fit(model, datamodule=data)
     logged = cpu_trainer(tmp_path).validate(model, datamodule=data)[0]
     assert 0 <= logged["val/sensitivity"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler", "message"),
+    [
+        (partial(SGD, lr=-1), None, "model.optimizer: Invalid learning rate: -1"),
+        (partial(SGD, lr=0.1, nesterov=True), None, "model.optimizer: Nesterov momentum requires a momentum"),
+        (SGD, partial(OneCycle, pct_start=1.5), "model.scheduler: Expected float between 0 and 1 pct_start"),
+    ],
+)
+def test_what_torch_refuses_in_the_optimizer_or_schedule_is_refused_when_the_model_is_built(
+    optimizer, scheduler, message: str
+) -> None:
+    with pytest.raises(TrainingSetupError, match=f"^{message}"):
+        MhistClassifier(MlpClassifier(input_size=8, hidden_sizes=(4,)), optimizer=optimizer, scheduler=scheduler)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "interval"), [(CosineAnnealingLR, "step"), (OneCycle, "step"), (Plateau, "epoch")]
+)
+def test_each_schedule_spans_the_fit_and_steps_at_its_interval(tmp_path, schedule, interval: str) -> None:
+    model = tiny_classifier(optimizer=partial(SGD, lr=0.1), scheduler=schedule)
+    train, val = tensor_loaders()
+    trainer = cpu_trainer(tmp_path, max_epochs=2)
+    trainer.fit(model, train, val)
+    (config,) = trainer.lr_scheduler_configs
+    assert config.interval == interval
+    steps = 2 * len(train)
+    if schedule is CosineAnnealingLR:
+        assert config.scheduler.T_max == steps
+    if schedule is OneCycle:
+        assert config.scheduler.total_steps == steps
+        assert config.scheduler.last_epoch == steps  # one cycle, ended with the fit
+    if schedule is Plateau:
+        assert config.monitor == "val/loss"

@@ -1,9 +1,15 @@
+from functools import partial
+
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from tests.helpers import cpu_trainer, tensor_loaders, tiny_classifier
 from training.finetuning import FreezeThenUnfreeze
+from training.optim import OneCycle, Plateau
+
+SCHEDULES = {"none": None, "cosine": CosineAnnealingLR, "onecycle": OneCycle, "plateau": Plateau}
 
 
 class Recorder(Callback):
@@ -33,7 +39,7 @@ class Recorder(Callback):
 
 def fit(tmp_path, scheduler: str, unfreeze_at_epoch: int = 1, epochs: int = 3) -> tuple[Recorder, LightningModule]:
     train, val = tensor_loaders()
-    model = tiny_classifier(scheduler=scheduler, lr=0.05)
+    model = tiny_classifier(optimizer=partial(torch.optim.AdamW, lr=0.05), scheduler=SCHEDULES[scheduler])
     recorder = Recorder()
     callbacks = [FreezeThenUnfreeze(unfreeze_at_epoch=unfreeze_at_epoch, unfreeze_lr=0.01), recorder]
     cpu_trainer(tmp_path, max_epochs=epochs, callbacks=callbacks).fit(model, train, val)
@@ -78,7 +84,7 @@ def test_unfreeze_at_zero_trains_everything_from_the_start(tmp_path) -> None:
 
 def test_weights_of_the_frozen_backbone_do_not_move_in_phase_one(tmp_path) -> None:
     train, val = tensor_loaders()
-    model = tiny_classifier(lr=0.05, weight_decay=0.1)
+    model = tiny_classifier(optimizer=partial(torch.optim.AdamW, lr=0.05, weight_decay=0.1))
     before = {k: v.clone() for k, v in model.net.features.state_dict().items()}
     head_before = model.net.head.weight.clone()
     trainer = cpu_trainer(tmp_path, max_epochs=1, callbacks=[FreezeThenUnfreeze(unfreeze_at_epoch=1)])

@@ -53,7 +53,8 @@ def test_demo_fit_beats_chance_and_is_tracked(demo_runs, index: int, model_name:
     assert run.data.tags["data.images"] == "480"
     assert len(run.data.tags["data.annotations_sha256"]) == 64
     assert len(run.data.tags["git_commit"].removesuffix("-dirty")) == 40
-    assert "model.lr" in params
+    assert params["model.optimizer.class_path"] == "torch.optim.AdamW"
+    assert "model.optimizer.init_args.lr" in params
     assert "finetuning.unfreeze_at_epoch" in params
     assert re.fullmatch(rf"{model_name}-\d{{8}}-\d{{6}}", run.info.run_name)
     (dataset,) = run.inputs.dataset_inputs
@@ -250,7 +251,11 @@ def test_ddp_on_cpu_with_two_processes(small_root: Path, tmp_path: Path) -> None
         (["--config", "demo-mpl.yaml"], "error: config demo-mpl.yaml is neither a file nor one of"),
         (["--trainer.max_epochs", "0"], "error: trainer.max_epochs must be at least 1, or -1 for no limit, got 0"),
         # the constructors' bounds are their argument types: LightningCLI refuses a value by its key
-        (["--model.lr", "-1"], "error: model.lr: Input should be greater than 0, got '-1'"),
+        (["--model.optimizer.init_args.lr", "-1"], "error: model.optimizer: Invalid learning rate: -1.0"),
+        (
+            ["--model.optimizer", "torch.optim.Adm"],
+            "error: model.optimizer: module 'torch.optim' has no attribute 'Adm'",
+        ),
         (["--model.target_sensitivity", "1.5"], "error: model.target_sensitivity: Input should be less than or equal"),
         (["--model.pos_weight", "0"], "error: model.pos_weight: "),
         (["--data.batch_size", "0"], "error: data.batch_size: Input should be greater than 0, got '0'"),

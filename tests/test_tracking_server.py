@@ -110,7 +110,7 @@ def test_fit_logs_through_the_server_into_postgres_and_s3(
     run_id = trainer.logger.run_id
     client = MlflowClient(tracking["url"])
     run = client.get_run(run_id)
-    assert run.data.params["model.lr"] == "0.0003"
+    assert run.data.params["model.optimizer.init_args.lr"] == "0.0003"
     assert "test/auroc" in run.data.metrics
     assert len(client.get_metric_history(run_id, "val/loss")) == 2
     local = client.download_artifacts(run_id, "model/model.onnx", str(tracking["base"] / "dl"))

@@ -12,13 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torchmetrics import CatMetric
 
 from inference.metrics import binary_metrics
-from training.bounds import ClosedFraction, Fraction, NonNegativeFloat, PositiveFloat, PositiveFraction
+from training.bounds import ClosedFraction, PositiveFloat, PositiveFraction
 from training.errors import TrainingSetupError
-from training.optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler
+from training.optim import ScheduleCallable, checked, lightning_schedule
 from training.selection import guarded_sensitivity
 from training.thresholds import ThresholdStrategy, choose_threshold
 from training.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -32,11 +34,8 @@ class MhistClassifier(LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: OptimizerName = "adamw",
-        lr: PositiveFloat = 1e-3,
-        weight_decay: NonNegativeFloat = 0.05,
-        momentum: Fraction = 0.9,
-        scheduler: SchedulerName = "cosine",
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: ScheduleCallable | None = CosineAnnealingLR,
         pos_weight: PositiveFloat | Literal["auto"] | None = "auto",
         min_auroc: ClosedFraction = 0.75,
         min_balanced_accuracy: ClosedFraction = 0.65,
@@ -44,14 +43,19 @@ class MhistClassifier(LightningModule):
         target_sensitivity: PositiveFraction = 0.9,
         f_beta: PositiveFloat = 2.0,
     ) -> None:
-        """``pos_weight="auto"`` takes the data module's value (negatives per positive)."""
+        """``optimizer``: a ``torch.optim`` class and its arguments; ``scheduler``: a schedule called with the
+        optimizer and the fit's total steps (``training.optim``), or none. ``pos_weight="auto"`` takes the
+        data module's value (negatives per positive)."""
         super().__init__()
+        if problem := checked(optimizer, scheduler):
+            raise TrainingSetupError(problem)
         with warnings.catch_warnings():  # Lightning's advice to ignore a module: done just below
             warnings.filterwarnings("ignore", "Attribute 'net' is an instance of `nn.Module`")
             self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...
         if isinstance(self.hparams.get("net"), nn.Module):  # ...built in Python, the weights carry it
             self.remove_ignored_hparams(["net"])
         self.net = net
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.register_buffer("loss_pos_weight", torch.tensor(1.0))
         self.register_buffer("decision_threshold", torch.tensor(TRAINING_THRESHOLD))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN))
@@ -171,17 +175,8 @@ class MhistClassifier(LightningModule):
         backbone = {id(p) for p in self.net.features.parameters()} if hasattr(self.net, "features") else set()
         groups = [{"params": [p for p in self.parameters() if id(p) not in backbone]}]
         groups += [{"params": [p for p in self.parameters() if id(p) in backbone]}] if backbone else []
-        optimizer = build_optimizer(
-            self.hparams.optimizer,
-            groups,
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            momentum=self.hparams.momentum,
-        )
-        scheduler = build_scheduler(
-            self.hparams.scheduler,
-            optimizer,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            monitor="val/loss",
-        )
-        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else {"optimizer": optimizer}
+        optimizer = self.optimizer(groups)
+        if self.scheduler is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler(optimizer, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": lightning_schedule(scheduler)}

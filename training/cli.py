@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 import warnings
 from argparse import ArgumentError
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import torch
 import yaml
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -190,11 +192,14 @@ class LogConfigToMlflow(SaveConfigCallback):
 
 def parser_problem(text: str) -> str:
     """jsonargparse's refusal in one line: the config key, and pydantic's reason for a bounded type
-    (``model.net.dropout: Input should be less than 1, got 1.5``) instead of its nested report."""
+    (``model.net.dropout: Input should be less than 1, got 1.5``) or the class's for a class path
+    (``model.optimizer: module 'torch.optim' has no attribute 'Adm', got torch.optim.Adm``)."""
     keys = re.findall(r'Parser key "([^"]+)"', text)
-    reason = re.search(r"^\s+(\S.*?) \[type=[^,]+, input_value=(.*?), input_type", text, re.MULTILINE)
+    reason = re.search(r"^\s+(\S.*?) \[type=[^,]+, input_value=(.*?), input_type", text, re.MULTILINE) or re.search(
+        r"expects a function or a callable class: (.*?)\. Got value: (.*)$", text, re.DOTALL
+    )
     if keys and reason:
-        return f"{'.'.join(keys)}: {reason.group(1)}, got {reason.group(2)}"
+        return f"{'.'.join(keys)}: {reason.group(1)}, got {' '.join(reason.group(2).split())}"
     return " ".join(text.split())
 
 
@@ -245,10 +250,14 @@ class MhistCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """A mistyped option or value is the user's to fix: one setup error, like every other here, since
-        the parser raises instead of printing its whole usage (``exit_on_error`` is off)."""
+        """Bare config names are found in ``training/configs/``, in ``sys.argv`` too (every DDP rank parses
+        the same one). A mistyped option or value is the user's to fix: one setup error, like every other
+        here, since the parser raises instead of printing its whole usage (``exit_on_error`` is off)."""
         try:
-            super().parse_arguments(parser, args)
+            if isinstance(args, (dict, Namespace)):
+                self.config = parser.parse_object(args)
+            else:
+                self.config = parser.parse_args(resolve_config_names(sys.argv[1:] if args is None else args))
         except ArgumentError as error:
             raise TrainingSetupError(parser_problem(str(error))) from None
 

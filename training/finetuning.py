@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class FreezeThenUnfreeze(BaseFinetuning):
-    """Phase 1 (epochs before ``unfreeze_at_epoch``): only ``net.head`` trains at the model's ``lr``;
+    """Phase 1 (epochs before ``unfreeze_at_epoch``): only ``net.head`` trains, at the optimizer's ``lr``;
     ``net.features`` is frozen, though its parameters are in the optimizer from the start (a group of
     their own, skipped while they have no gradients). Phase 2: the backbone trains too, and every group
     continues at ``unfreeze_lr``, following the scheduler's shape from there. ``unfreeze_at_epoch: 0``

@@ -21,7 +21,7 @@ from lightning.pytorch import Trainer
 from inference.tracking import unreachable_server
 from training.artifacts import export_checkpoint, log_export, register
 from training.classifier import MhistClassifier
-from training.cli import MhistCLI, lightning_notices_hidden, resolve_config_names
+from training.cli import MhistCLI, lightning_notices_hidden
 from training.datamodule import MhistDataModule
 from training.errors import TrainingSetupError
 from training.onnx_export import INT8_MAX_AUROC_DROP, INT8_MIN_AGREEMENT, ExportParityError
@@ -67,9 +67,7 @@ def export(
 def fit_test_export(args: list[str] | None) -> Trainer:
     """The job: config -> fit -> test the chosen checkpoint -> export, log and report (rank zero).
     Called inside ``main``'s ``lightning_notices_hidden``, which takes back the warning filters set here."""
-    if args is None:  # rewrite in place: DDP re-launches the other ranks with sys.argv
-        sys.argv[1:] = resolve_config_names(sys.argv[1:])
-    cli = MhistCLI(args=None if args is None else resolve_config_names(args))
+    cli = MhistCLI(args=args)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     epochs = trainer.max_epochs  # 0 would train nothing, then fail to test "the best" checkpoint
     if epochs is not None and epochs < 1 and epochs != -1:
@@ -80,7 +78,8 @@ def fit_test_export(args: list[str] | None) -> Trainer:
     if resume:  # the run's checkpoint folder is meant to hold its earlier epochs
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
     trainer.fit(model, datamodule=data, ckpt_path=resume)
-    trainer.test(model, datamodule=data, ckpt_path="best")
+    # by path: "best" would make Lightning warn in every fit that the latest-epoch checkpoint is not used
+    trainer.test(model, datamodule=data, ckpt_path=trainer.checkpoint_callback.best_model_path)
     if trainer.is_global_zero:
         report(trainer, *export(trainer, model, data, cli.config.register))
     return trainer
