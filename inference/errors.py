@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inference.responses import ErrorBody, Refusal
+
 
 class ServingError(Exception):
     """A request the service refuses, or a model it cannot serve; never a stack trace to a client."""
@@ -15,7 +17,7 @@ class ServingError(Exception):
         self.detail = detail or message  # the reason alone, for a caller that words its own message
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
+        return ErrorBody(error=Refusal(code=self.code, message=self.message)).model_dump()
 
 
 def empty_body() -> ServingError:

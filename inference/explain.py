@@ -18,6 +18,7 @@ from PIL import Image
 
 from inference.predictor import Predictor
 from inference.preprocessing import decode
+from inference.responses import ExplainedPrediction, Explanation
 
 OCCLUSION_GRID = 7  # 32-pixel cells on a 224 image: one batched run of 49 occluded copies
 # A perceptual ramp (dark blue -> teal -> yellow, as viridis), drawn over the image at this opacity
@@ -65,12 +66,12 @@ def explain(predictor: Predictor, data: bytes) -> dict[str, Any]:
         method, heatmap = "attention rollout", extra[0][0]
     else:
         method, heatmap = "occlusion", occlusion_map(predictor, predictor.inputs([image]))
-    explanation = {
-        "method": method,
-        "meaning": "share of the class token's attention" if predictor.has_rollout else "fall in P(SSA) when hidden",
-        "grid": list(heatmap.shape),
-        "map": np.round(heatmap.astype(float), 6).tolist(),
-        "overlay_png": base64.b64encode(overlay_png(view, heatmap)).decode("ascii"),
-    }
-    explanation["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return {**answer, "explanation": explanation}
+    explanation = Explanation(
+        method=method,
+        meaning="share of the class token's attention" if predictor.has_rollout else "fall in P(SSA) when hidden",
+        grid=list(heatmap.shape),
+        map=np.round(heatmap.astype(float), 6).tolist(),
+        overlay_png=base64.b64encode(overlay_png(view, heatmap)).decode("ascii"),
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return ExplainedPrediction(**answer, explanation=explanation).model_dump()

@@ -25,6 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from inference import errors
 from inference.explain import explain
 from inference.payloads import images_from_body
+from inference.responses import Predictions, Status
 from inference.service import ModelHolder, ServingConfig
 
 _started = time.perf_counter()
@@ -54,11 +55,13 @@ def _predict(app: ApiGatewayResolver, *, batch: bool) -> dict[str, Any]:
     predictions = holder.get().predict(_request(app, batch=batch))
     if not batch:
         return predictions[0]
-    return {"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return Predictions(
+        predictions=predictions, latency_ms=round((time.perf_counter() - started) * 1000, 2)
+    ).model_dump()
 
 
 ROUTES: dict[tuple[str, str], Callable[[ApiGatewayResolver], dict[str, Any]]] = {  # inference/server.py's routes
-    ("GET", "/health"): lambda _app: {"status": "ok"},
+    ("GET", "/health"): lambda _app: Status(status="ok").model_dump(),
     ("GET", "/ready"): lambda _app: holder.readiness(),
     ("GET", "/metadata"): lambda _app: holder.get().card(),
     ("POST", "/predict"): lambda app: _predict(app, batch=False),

@@ -27,6 +27,7 @@ from inference.cores import available_cpus
 from inference.environment import Variant
 from inference.limits import Limits
 from inference.preprocessing import Interpolation, load, open_image, to_input
+from inference.responses import Prediction
 from inference.runtimes import Graph, Runtime, open_graph
 from inference.screening import tissue_problem
 from inference.store_files import MODEL_FILES
@@ -263,16 +264,16 @@ class Predictor:
             ood = None if ood_scores is None else round(float(ood_scores[i]), 4)
             reason = problems[i] or (OOD_REASON if ood is not None and ood > 1 else None)
             answers.append(
-                {
-                    "model": self.name,
-                    "model_version": self.version,
-                    "probability": round(float(p), 6),
-                    "label": positive if p >= self.threshold else negative,
-                    "threshold": self.threshold,
-                    "in_distribution": reason is None,
-                    "ood_score": ood,
-                    "ood_reason": reason,
-                    "latency_ms": latency_ms,
-                }
+                Prediction(
+                    model=self.name,
+                    model_version=self.version,
+                    probability=round(float(p), 6),
+                    label=positive if p >= self.threshold else negative,
+                    threshold=self.threshold,
+                    in_distribution=reason is None,
+                    ood_score=ood,
+                    ood_reason=reason,
+                    latency_ms=latency_ms,
+                ).model_dump()
             )
         return answers

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from inference import errors, logs, openapi
 from inference.explain import explain
 from inference.payloads import images_from_body
+from inference.responses import Predictions, Status
 from inference.service import ModelHolder, ServingConfig
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,12 @@ def create_app(config: ServingConfig | None = None) -> Flask:
     def http_error(error: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:
         code = (error.name or "http_error").lower().replace(" ", "_")
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]  # a 405's Allow
-        return jsonify({"error": {"code": code, "message": error.description}}), error.code or 500, headers
+        return jsonify(errors.ServingError(code, error.description or "").body()), error.code or 500, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return jsonify({"error": {"code": "internal_error", "message": "the server failed; see its log"}}), 500
+        return jsonify(errors.ServingError("internal_error", "the server failed; see its log").body()), 500
 
     @app.post("/predict")
     def predict() -> Response:
@@ -88,7 +89,8 @@ def create_app(config: ServingConfig | None = None) -> Flask:
     def predict_batch() -> Response:
         started = time.perf_counter()
         predictions = holder.get().predict(images(batch=True))
-        return jsonify({"predictions": predictions, "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return jsonify(Predictions(predictions=predictions, latency_ms=latency_ms).model_dump())
 
     @app.post("/explain")
     def explain_route() -> Response:
@@ -97,7 +99,7 @@ def create_app(config: ServingConfig | None = None) -> Flask:
 
     @app.get("/health")
     def health() -> Response:
-        return jsonify({"status": "ok"})
+        return jsonify(Status(status="ok").model_dump())
 
     @app.get("/ready")
     def ready() -> Response:

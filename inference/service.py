@@ -23,6 +23,7 @@ from inference.cores import session_threads
 from inference.environment import ServingSettings
 from inference.limits import Limits
 from inference.predictor import Predictor, Variant, resolve_model_path
+from inference.responses import Readiness
 from inference.runtimes import Runtime
 
 log = logging.getLogger(__name__)
@@ -181,5 +182,5 @@ class ModelHolder:
     def readiness(self) -> dict[str, str]:
         """What ``/ready`` answers on both front doors; a 503 while no model is loaded."""
         predictor = self.get()
-        answer = {"status": "ready", "model": predictor.name, "model_version": predictor.version}
-        return answer | ({"problem": self.error} if self.error else {})  # serving the last good model, and why
+        answer = Readiness(status="ready", model=predictor.name, model_version=predictor.version, problem=self.error)
+        return answer.model_dump(exclude_none=True)

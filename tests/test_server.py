@@ -17,12 +17,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
 from bench.common import sample_png as png
+from inference.responses import Prediction
 from tests.servers import free_port, gunicorn, gunicorn_launch
 from training.onnx_export import write_metadata
 
@@ -343,6 +345,29 @@ def test_a_wrong_method_is_405_with_allow_and_a_trailing_slash_is_the_route(serv
     assert wrong.json()["error"]["code"] == "method_not_allowed"
     slash = requests.post(f"{service['url']}/predict/", data=png(1), headers={"Content-Type": "image/png"}, timeout=30)
     assert slash.status_code == 200
+
+
+def test_every_answer_is_what_the_openapi_document_says(service: dict) -> None:
+    """The document's schemas are the response models' own; each route's real answer meets its schema."""
+    url, raw = service["url"], {"Content-Type": "image/png"}
+    document = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert document["openapi"] == "3.1.0"
+    batch = {"images": [base64.b64encode(png(1)).decode(), base64.b64encode(png(2)).decode()]}
+    answers = {
+        ("/predict", "post"): requests.post(f"{url}/predict", data=png(1), headers=raw, timeout=30),
+        ("/predict/batch", "post"): requests.post(f"{url}/predict/batch", json=batch, timeout=30),
+        ("/explain", "post"): requests.post(f"{url}/explain", data=png(3), headers=raw, timeout=60),
+        ("/ready", "get"): requests.get(f"{url}/ready", timeout=10),
+        ("/health", "get"): requests.get(f"{url}/health", timeout=10),
+    }
+    for (path, method), answer in answers.items():
+        assert answer.status_code == 200, path
+        schema = document["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        jsonschema.validate(answer.json(), {**schema, "components": document["components"]})
+    refused = requests.post(f"{url}/predict", data=b"not an image", headers=raw, timeout=10)
+    schema = document["paths"]["/predict"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]
+    jsonschema.validate(refused.json(), {**schema, "components": document["components"]})
+    assert document["components"]["schemas"]["Prediction"]["required"] == list(Prediction.model_fields)
 
 
 def test_the_openapi_document_states_the_limits(service: dict) -> None:
