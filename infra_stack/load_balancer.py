@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_stack.nag import checkov_skip
+from infra_stack.settings import AccessSettings
 
 HTTP, HTTPS = 80, 443
 
@@ -24,18 +25,16 @@ class LoadBalancer(Construct):
         *,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
-        allowed_cidrs: tuple[str, ...],
-        certificate_arn: str | None,
-        public_host_names: tuple[str, ...],
+        settings: AccessSettings,
         mlflow_port: int,
         access_logs: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        ports = (HTTP, HTTPS, mlflow_port) if certificate_arn else (HTTP,)
+        ports = (HTTP, HTTPS, mlflow_port) if settings.certificate_arn else (HTTP,)
         self.security_group = ec2.SecurityGroup(
             self, "Sg", vpc=vpc, allow_all_outbound=False, description="The load balancer: allowed networks only"
         )
-        for cidr in allowed_cidrs:
+        for cidr in settings.allowed_cidrs:
             for port in ports:
                 self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"{port} from {cidr}")
         self.alb = elbv2.ApplicationLoadBalancer(
@@ -49,9 +48,9 @@ class LoadBalancer(Construct):
         )
         self.alb.log_access_logs(access_logs, "load-balancer")
         self.mlflow_listener: elbv2.ApplicationListener | None = None
-        if certificate_arn:
+        if settings.certificate_arn:
             tls = {
-                "certificates": [elbv2.ListenerCertificate.from_arn(certificate_arn)],
+                "certificates": [elbv2.ListenerCertificate.from_arn(settings.certificate_arn)],
                 "ssl_policy": elbv2.SslPolicy.RECOMMENDED_TLS,
                 "open": False,
             }
@@ -74,6 +73,6 @@ class LoadBalancer(Construct):
                     "No certificate_arn yet: plain HTTP from allowed_cidrs "
                     "until one is set, and then this listener only redirects to HTTPS.",
                 )
-        self.scheme = "https" if certificate_arn else "http"
+        self.scheme = "https" if settings.certificate_arn else "http"
         # the names clients use, first the one the outputs give: one the certificate covers, else its own
-        self.host_names = [*public_host_names, self.alb.load_balancer_dns_name]
+        self.host_names = [*settings.public_host_names, self.alb.load_balancer_dns_name]

@@ -20,6 +20,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra_stack.settings import AlarmSettings
+
 FIVE_MINUTES = Duration.minutes(5)
 
 
@@ -36,7 +38,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        email: str,
+        settings: AlarmSettings,
         function: lambda_.IFunction,
         api: apigw.RestApi,
         mlflow: ec2.Instance,
@@ -46,11 +48,6 @@ class Monitoring(Construct):
         sync: lambda_.IFunction,
         dead_letters: sqs.IQueue,
         database: rds.DatabaseInstance,
-        lambda_p99_ms: int,
-        api_latency_ms: int,
-        cpu_percent: int,
-        db_free_storage_gb: int,
-        budget_usd: int,
     ) -> None:
         super().__init__(scope, construct_id)
         account, region = Stack.of(self).account, Stack.of(self).region
@@ -85,7 +82,7 @@ class Monitoring(Construct):
                     conditions=on_behalf,
                 )
             )
-        self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         action = cw_actions.SnsAction(self.topic)
         gte = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         mlflow_id = {"InstanceId": mlflow.instance_id}
@@ -93,19 +90,27 @@ class Monitoring(Construct):
         alarms: dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator]] = {
             "LambdaErrors": (function.metric_errors(period=FIVE_MINUTES), 1, gte),
             "LambdaThrottles": (function.metric_throttles(period=FIVE_MINUTES), 1, gte),
-            "LambdaP99Duration": (function.metric_duration(period=FIVE_MINUTES, statistic="p99"), lambda_p99_ms, gte),
+            "LambdaP99Duration": (
+                function.metric_duration(period=FIVE_MINUTES, statistic="p99"),
+                settings.alarm_lambda_p99_ms,
+                gte,
+            ),
             "Api5xx": (api.metric_server_error(period=FIVE_MINUTES), 1, gte),
-            "ApiLatency": (api.metric_latency(period=FIVE_MINUTES, statistic="p99"), api_latency_ms, gte),
-            "DbCpu": (database.metric_cpu_utilization(period=FIVE_MINUTES), cpu_percent, gte),
+            "ApiLatency": (
+                api.metric_latency(period=FIVE_MINUTES, statistic="p99"),
+                settings.alarm_api_latency_ms,
+                gte,
+            ),
+            "DbCpu": (database.metric_cpu_utilization(period=FIVE_MINUTES), settings.alarm_cpu_percent, gte),
             "DbFreeStorage": (
                 database.metric_free_storage_space(period=FIVE_MINUTES),
-                db_free_storage_gb * 1024**3,
+                settings.alarm_db_free_storage_gb * 1024**3,
                 cw.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
             ),
             "MlflowStatusCheck": (_ec2_metric(mlflow_id, "StatusCheckFailed"), 1, gte),
-            "MlflowCpu": (_ec2_metric(mlflow_id, "CPUUtilization", "Average"), cpu_percent, gte),
+            "MlflowCpu": (_ec2_metric(mlflow_id, "CPUUtilization", "Average"), settings.alarm_cpu_percent, gte),
             "ServiceStatusCheck": (_ec2_metric(group, "StatusCheckFailed"), 1, gte),
-            "ServiceCpu": (_ec2_metric(group, "CPUUtilization", "Average"), cpu_percent, gte),
+            "ServiceCpu": (_ec2_metric(group, "CPUUtilization", "Average"), settings.alarm_cpu_percent, gte),
             # a target that fails /ready (no model, a model that does not load, a dead container)
             "ServiceUnhealthyHosts": (target_group.metrics.unhealthy_host_count(period=FIVE_MINUTES), 1, gte),
             "Service5xx": (
@@ -178,7 +183,7 @@ class Monitoring(Construct):
             budget=budgets.CfnBudget.BudgetDataProperty(
                 budget_type="COST",
                 time_unit="MONTHLY",
-                budget_limit=budgets.CfnBudget.SpendProperty(amount=budget_usd, unit="USD"),
+                budget_limit=budgets.CfnBudget.SpendProperty(amount=settings.budget_monthly_usd, unit="USD"),
             ),
             notifications_with_subscribers=[
                 budgets.CfnBudget.NotificationWithSubscribersProperty(

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra_stack.log_groups import log_group
 from infra_stack.nag import acknowledger
+from infra_stack.settings import NetworkSettings
 
 INTERFACE_ENDPOINTS = {
     "Ecr": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -30,17 +31,15 @@ class Network(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        max_azs: int,
-        nat_gateways: int,
-        interface_endpoints: bool,
+        settings: NetworkSettings,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            max_azs=max_azs,
-            nat_gateways=nat_gateways,
+            max_azs=settings.max_azs,
+            nat_gateways=settings.nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=24),
@@ -51,7 +50,7 @@ class Network(Construct):
         self.private = ec2.SubnetSelection(subnet_group_name="private")
         flow_logs = log_group(self, "FlowLogs", log_retention)
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
-        if interface_endpoints:
+        if settings.interface_endpoints:
             endpoint_sg = ec2.SecurityGroup(
                 self, "EndpointSg", vpc=self.vpc, description="HTTPS to interface endpoints from inside the VPC"
             )

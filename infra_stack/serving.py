@@ -34,6 +34,7 @@ from infra_stack.instances import (
 )
 from infra_stack.log_groups import log_group
 from infra_stack.nag import LAMBDA_IN_VPC, S3_READ, acknowledger, checkov_skip, managed, objects_of
+from infra_stack.settings import LambdaSettings, ServedModelSettings, ServiceSettings
 
 REPO = Path(__file__).parent.parent
 MOUNT = "/mnt/models"
@@ -103,14 +104,8 @@ class LambdaApi(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         access_point: efs.IAccessPoint,
-        model_name: str,
-        model_variant: str,
-        memory_mb: int,
-        timeout_s: int,
-        reserved_concurrency: int | None,
-        rate_limit: int,
-        burst_limit: int,
-        quota_per_day: int,
+        settings: LambdaSettings,
+        served: ServedModelSettings,
         allowed_cidrs: tuple[str, ...],
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -126,17 +121,17 @@ class LambdaApi(Construct):
             self,
             "Predict",
             code=lambda_.DockerImageCode.from_image_asset(**_image("inference/Dockerfile.lambda")),
-            memory_size=memory_mb,
-            timeout=Duration.seconds(timeout_s),
-            reserved_concurrent_executions=reserved_concurrency,
+            memory_size=settings.lambda_memory_mb,
+            timeout=Duration.seconds(settings.lambda_timeout_s),
+            reserved_concurrent_executions=settings.lambda_reserved_concurrency,
             vpc=vpc,
             vpc_subnets=subnets,
             security_groups=[self.security_group],
             filesystem=read_only_mount(access_point),
             environment={
                 "MODEL_ROOT": MOUNT,
-                "MODEL_NAME": model_name,
-                "MODEL_VARIANT": model_variant,
+                "MODEL_NAME": served.model_name,
+                "MODEL_VARIANT": served.model_variant,
                 "MAX_IMAGE_BYTES": str(LAMBDA_BODY_BYTES),
                 "MAX_REQUEST_BYTES": str(LAMBDA_BODY_BYTES),
             },
@@ -154,8 +149,8 @@ class LambdaApi(Construct):
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigw.StageOptions(
                 stage_name="prod",
-                throttling_rate_limit=rate_limit,
-                throttling_burst_limit=burst_limit,
+                throttling_rate_limit=settings.api_rate_limit,
+                throttling_burst_limit=settings.api_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -196,8 +191,8 @@ class LambdaApi(Construct):
         self.api_key = self.api.add_api_key("Key", description="MHIST API clients")
         plan = self.api.add_usage_plan(
             "Plan",
-            throttle=apigw.ThrottleSettings(rate_limit=rate_limit, burst_limit=burst_limit),
-            quota=apigw.QuotaSettings(limit=quota_per_day, period=apigw.Period.DAY),
+            throttle=apigw.ThrottleSettings(rate_limit=settings.api_rate_limit, burst_limit=settings.api_burst_limit),
+            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
         )
         plan.add_api_key(self.api_key)
         plan.add_api_stage(stage=self.api.deployment_stage)
@@ -229,7 +224,7 @@ class LambdaApi(Construct):
         )
         checkov_skip(self.function, "CKV_AWS_116", "Invoked synchronously by API Gateway: no event to dead-letter.")
         checkov_skip(self.function, "CKV_AWS_173", "Its variables are a path, a model name and a variant.")
-        if reserved_concurrency is None:
+        if settings.lambda_reserved_concurrency is None:
             checkov_skip(
                 self.function,
                 "CKV_AWS_115",
@@ -254,18 +249,12 @@ class Ec2Service(Construct):
         file_system: efs.FileSystem,
         access_point: efs.IAccessPoint,
         listener: elbv2.ApplicationListener,
-        port: int,
-        instance_type: str,
-        min_instances: int,
-        desired_instances: int | None,
-        max_instances: int,
-        cpu_target_percent: int,
-        requests_per_target: int | None,
-        model_name: str,
-        model_variant: str,
+        settings: ServiceSettings,
+        served: ServedModelSettings,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
+        port = settings.service_port
         image = ecr_assets.DockerImageAsset(self, "Image", **_image("inference/Dockerfile.server"))
         compose = s3_assets.Asset(self, "Compose", path=str(REPO / "inference" / "docker-compose.yml"))
         service_logs = log_group(self, "Logs", log_retention)
@@ -287,14 +276,14 @@ class Ec2Service(Construct):
             AP_ID=access_point.access_point_id,
             IMAGE=image.image_uri,
             LOG_GROUP=service_logs.log_group_name,
-            MODEL_NAME=model_name,
-            MODEL_VARIANT=model_variant,
+            MODEL_NAME=served.model_name,
+            MODEL_VARIANT=served.model_variant,
             PORT=str(port),
         )
         template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            instance_type=ec2.InstanceType(instance_type),
+            instance_type=ec2.InstanceType(settings.service_instance_type),
             machine_image=amazon_linux(self),
             security_group=self.security_group,
             role=self.role,
@@ -309,16 +298,16 @@ class Ec2Service(Construct):
             vpc=vpc,
             vpc_subnets=subnets,
             launch_template=template,
-            min_capacity=min_instances,
-            desired_capacity=desired_instances,
-            max_capacity=max_instances,
+            min_capacity=settings.service_min_instances,
+            desired_capacity=settings.service_desired_instances,
+            max_capacity=settings.service_max_instances,
             # The load balancer's /ready decides where traffic goes; EC2 health decides replacement, so a
             # stack with no model published yet is not replaced in a loop (the unhealthy-host alarm says so).
             health_checks=autoscaling.HealthChecks.ec2(grace_period=BOOT_TIMEOUT),
             signals=autoscaling.Signals.wait_for_all(timeout=BOOT_TIMEOUT),
             update_policy=autoscaling.UpdatePolicy.rolling_update(
                 max_batch_size=1,
-                min_instances_in_service=min_instances,
+                min_instances_in_service=settings.service_min_instances,
                 wait_on_resource_signals=True,
                 pause_time=BOOT_TIMEOUT,
             ),
@@ -343,9 +332,11 @@ class Ec2Service(Construct):
             ),
             deregistration_delay=Duration.seconds(30),
         )
-        self.group.scale_on_cpu_utilization("Cpu", target_utilization_percent=cpu_target_percent)
-        if requests_per_target is not None:
-            self.group.scale_on_request_count("Requests", target_requests_per_minute=requests_per_target)
+        self.group.scale_on_cpu_utilization("Cpu", target_utilization_percent=settings.service_cpu_target_percent)
+        if settings.service_requests_per_target is not None:
+            self.group.scale_on_request_count(
+                "Requests", target_requests_per_minute=settings.service_requests_per_target
+            )
         self.port = port
         acknowledge = acknowledger(self)
         acknowledge(

@@ -1,4 +1,5 @@
-"""``MhistStack``: wires the constructs and the grants between them; settings come in typed."""
+"""``MhistStack``: wires the constructs and the grants between them; each construct takes its own section
+of the settings (``infra_stack/settings.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ from infra_stack.monitoring import Monitoring
 from infra_stack.nag import LAMBDA_IN_VPC, acknowledger, checkov_skip, managed
 from infra_stack.network import Network
 from infra_stack.serving import SERVING_PREFIX, Ec2Service, EfsSync, LambdaApi
-from infra_stack.settings import RETENTION, StackSettings
+from infra_stack.settings import (
+    RETENTION,
+    AccessSettings,
+    AlarmSettings,
+    LambdaSettings,
+    NetworkSettings,
+    ServedModelSettings,
+    ServiceSettings,
+    StackSettings,
+    TrackingSettings,
+)
 from infra_stack.storage import ModelStore
 from infra_stack.tracking import Tracking
 
@@ -24,14 +35,7 @@ class MhistStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         s = settings
         retention = getattr(logs.RetentionDays, RETENTION[s.log_retention_days])
-        network = Network(
-            self,
-            "Network",
-            max_azs=s.max_azs,
-            nat_gateways=s.nat_gateways,
-            interface_endpoints=s.interface_endpoints,
-            log_retention=retention,
-        )
+        network = Network(self, "Network", settings=s.section(NetworkSettings), log_retention=retention)
         vpc, private = network.vpc, network.private
         access_logs = access_log_bucket(self, "AccessLogs")
         entry = LoadBalancer(
@@ -39,9 +43,7 @@ class MhistStack(Stack):
             "LoadBalancer",
             vpc=vpc,
             subnets=network.public,
-            allowed_cidrs=s.allowed_cidrs,
-            certificate_arn=s.certificate_arn,
-            public_host_names=s.public_host_names,
+            settings=s.section(AccessSettings),
             mlflow_port=s.mlflow_port,
             access_logs=access_logs,
         )
@@ -50,33 +52,22 @@ class MhistStack(Stack):
             "Tracking",
             vpc=vpc,
             subnets=private,
-            port=s.mlflow_port,
-            instance_type=s.mlflow_instance_type,
-            db_instance_type=s.db_instance_type,
-            db_storage_gb=s.db_allocated_storage_gb,
-            db_backup_days=s.db_backup_days,
-            db_deletion_protection=s.db_deletion_protection,
-            noncurrent_days=s.artifact_noncurrent_days,
+            settings=s.section(TrackingSettings),
             access_logs=access_logs,
             listener=entry.mlflow_listener,
             host_names=entry.host_names if entry.mlflow_listener else [],
             log_retention=retention,
         )
         store = ModelStore(self, "Models", vpc=vpc, subnets=private)
+        served = s.section(ServedModelSettings)
         api = LambdaApi(
             self,
             "LambdaApi",
             vpc=vpc,
             subnets=private,
             access_point=store.access_point,
-            model_name=s.model_name,
-            model_variant=s.model_variant,
-            memory_mb=s.lambda_memory_mb,
-            timeout_s=s.lambda_timeout_s,
-            reserved_concurrency=s.lambda_reserved_concurrency,
-            rate_limit=s.api_rate_limit,
-            burst_limit=s.api_burst_limit,
-            quota_per_day=s.api_quota_per_day,
+            settings=s.section(LambdaSettings),
+            served=served,
             allowed_cidrs=s.allowed_cidrs,
             log_retention=retention,
         )
@@ -88,15 +79,8 @@ class MhistStack(Stack):
             file_system=store.file_system,
             access_point=store.access_point,
             listener=entry.service_listener,
-            port=s.service_port,
-            instance_type=s.service_instance_type,
-            min_instances=s.service_min_instances,
-            desired_instances=s.service_desired_instances,
-            max_instances=s.service_max_instances,
-            cpu_target_percent=s.service_cpu_target_percent,
-            requests_per_target=s.service_requests_per_target,
-            model_name=s.model_name,
-            model_variant=s.model_variant,
+            settings=s.section(ServiceSettings),
+            served=served,
             log_retention=retention,
         )
         sync = EfsSync(
@@ -112,7 +96,7 @@ class MhistStack(Stack):
         Monitoring(
             self,
             "Monitoring",
-            email=s.alarm_email,
+            settings=s.section(AlarmSettings),
             function=api.function,
             api=api.api,
             mlflow=tracking.server,
@@ -122,11 +106,6 @@ class MhistStack(Stack):
             sync=sync.function,
             dead_letters=sync.dead_letters,
             database=tracking.database,
-            lambda_p99_ms=s.alarm_lambda_p99_ms,
-            api_latency_ms=s.alarm_api_latency_ms,
-            cpu_percent=s.alarm_cpu_percent,
-            db_free_storage_gb=s.alarm_db_free_storage_gb,
-            budget_usd=s.budget_monthly_usd,
         )
         self._acknowledge_cdk_singletons()
         checkov_skip(access_logs, "CKV_AWS_18", "The access-log bucket itself: logging it into itself would loop.")

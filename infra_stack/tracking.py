@@ -31,6 +31,7 @@ from infra_stack.instances import (
 )
 from infra_stack.log_groups import log_group
 from infra_stack.nag import S3_READ, S3_WRITE, acknowledger, checkov_skip, managed, objects_of
+from infra_stack.settings import TrackingSettings
 
 REQUIREMENTS = Path(__file__).parent.parent / "requirements" / "tracking.txt"
 MLFLOW_PREFIX = "mlflow/"  # the server's artifacts; serving/ is the publisher's alone
@@ -44,19 +45,14 @@ class Tracking(Construct):
         *,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
-        port: int,
-        instance_type: str,
-        db_instance_type: str,
-        db_storage_gb: int,
-        db_backup_days: int,
-        db_deletion_protection: bool,
-        noncurrent_days: int,
+        settings: TrackingSettings,
         access_logs: s3.IBucket,
         listener: elbv2.ApplicationListener | None,
         host_names: list[str],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
+        port = settings.mlflow_port
         self.bucket = private_bucket(
             self,
             "Artifacts",
@@ -65,7 +61,7 @@ class Tracking(Construct):
             server_access_logs_prefix="artifacts/",
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    noncurrent_version_expiration=Duration.days(noncurrent_days),
+                    noncurrent_version_expiration=Duration.days(settings.artifact_noncurrent_days),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
@@ -75,18 +71,18 @@ class Tracking(Construct):
             self,
             "Database",
             engine=engine,
-            instance_type=ec2.InstanceType(db_instance_type),
+            instance_type=ec2.InstanceType(settings.db_instance_type),
             vpc=vpc,
             vpc_subnets=subnets,
             credentials=rds.Credentials.from_generated_secret("mlflow"),
             database_name="mlflow",
             parameter_group=rds.ParameterGroup(self, "DbParameters", engine=engine, parameters={"rds.force_ssl": "1"}),
             ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
-            allocated_storage=db_storage_gb,
+            allocated_storage=settings.db_allocated_storage_gb,
             storage_encrypted=True,
             publicly_accessible=False,
-            backup_retention=Duration.days(db_backup_days),
-            deletion_protection=db_deletion_protection,
+            backup_retention=Duration.days(settings.db_backup_days),
+            deletion_protection=settings.db_deletion_protection,
             cloudwatch_logs_exports=["postgresql"],
             auto_minor_version_upgrade=True,
             removal_policy=RemovalPolicy.SNAPSHOT,
@@ -142,7 +138,7 @@ class Tracking(Construct):
             "Server",
             vpc=vpc,
             vpc_subnets=subnets,
-            instance_type=ec2.InstanceType(instance_type),
+            instance_type=ec2.InstanceType(settings.mlflow_instance_type),
             machine_image=amazon_linux(self),
             security_group=self.security_group,
             role=role,

@@ -16,7 +16,18 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from infra_stack.settings import SettingsError, StackSettings, settings_table
+from infra_stack.settings import (
+    AccessSettings,
+    AlarmSettings,
+    LambdaSettings,
+    NetworkSettings,
+    ServedModelSettings,
+    ServiceSettings,
+    SettingsError,
+    StackSettings,
+    TrackingSettings,
+    settings_table,
+)
 from tests.conftest import REPO
 from tests.stacks import CONTEXT, resources, stack_in, synth
 
@@ -314,7 +325,28 @@ def test_every_bad_setting_is_named_at_once() -> None:
     with pytest.raises(SettingsError) as error:
         StackSettings.from_context({**context, "mhist.alarm_emial": "me@example.org"})
     named = [problem.split("=")[0] for problem in str(error.value).removeprefix("cdk context 'mhist': ").split("; ")]
-    assert named == ["alarm_email", "db_allocated_storage_gb", "db_backup_days", "service_port", "alarm_emial"]
+    assert named == ["db_allocated_storage_gb", "db_backup_days", "service_port", "alarm_email", "alarm_emial"]
+
+
+def test_every_broken_rule_across_settings_is_named_at_once() -> None:
+    """Each section adds its rules to the whole's, so one deploy attempt names them all."""
+    context = {"nat_gateways": 3, "service_max_instances": 1, "alarm_db_free_storage_gb": 30}
+    with pytest.raises(SettingsError) as error:
+        StackSettings.from_context({"mhist": {**CONTEXT["mhist"], **context}})
+    named = [problem.split("=")[0] for problem in str(error.value).removeprefix("cdk context 'mhist': ").split("; ")]
+    assert named == ["nat_gateways", "service_max_instances", "alarm_db_free_storage_gb"]
+
+
+def test_each_construct_takes_its_own_section_and_every_setting_is_in_one() -> None:
+    sections = [NetworkSettings, AccessSettings, TrackingSettings, ServedModelSettings, LambdaSettings]
+    sections += [ServiceSettings, AlarmSettings]
+    fields = [name for section in sections for name in section.model_fields]
+    assert len(fields) == len(set(fields))  # no setting in two sections
+    assert set(StackSettings.model_fields) - set(fields) == {"stack_name", "log_retention_days"}  # the stack's own
+    settings = StackSettings.from_context({"mhist": {**CONTEXT["mhist"], "service_port": "9000"}})
+    service = settings.section(ServiceSettings)
+    assert (type(service), service.service_port, service.service_max_instances) == (ServiceSettings, 9000, 2)
+    assert set(service.model_dump()) == set(ServiceSettings.model_fields)
 
 
 def test_one_setting_at_a_time_from_the_command_line() -> None:
