@@ -32,6 +32,7 @@ MODEL = "mlp-64-32"
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker") or "docker"
 CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
 LAMBDA_LIMIT_GB = 10  # Lambda's limit for an image
+VENV_OWN = {"pip", "setuptools"}  # what `python3 -m venv` puts in, from the base image's Python
 
 
 def docker(*args: str, timeout: float = 900, **kwargs: object) -> subprocess.CompletedProcess:
@@ -138,6 +139,23 @@ def test_the_images_are_small_and_hold_no_torch(images: dict[str, str]) -> None:
         no_torch, openvino = probe.stdout.split()
         assert no_torch == "True", f"{tag} holds torch"
         assert openvino == str(tag == images["server"])  # the Lambda's size: onnxruntime alone
+
+
+def test_every_package_in_the_images_is_the_version_ci_tested(images: dict[str, str]) -> None:
+    """The images install requirements/*.txt with constraints.txt, so their transitive packages are the
+    dev environment's too, not whatever the index offers on the day of a build."""
+    tested = {}
+    for line in (REPO / "requirements" / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            tested[name.lower().replace("_", "-")] = version.strip()
+    for tag in images.values():
+        listed = docker("run", "--rm", "--network", "host", "--entrypoint", "pip", tag, "list", "--format", "json")
+        installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listed.stdout)}
+        installed = {k: v for k, v in installed.items() if k not in VENV_OWN}
+        unpinned = {name for name in installed if name not in tested}
+        differing = {name: (v, tested[name]) for name, v in installed.items() if name in tested and tested[name] != v}
+        assert (unpinned, differing) == (set(), {}), tag
 
 
 def test_the_composed_service_predicts_through_its_proxy(compose_service: str) -> None:
