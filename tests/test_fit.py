@@ -169,8 +169,8 @@ def test_per_epoch_metrics_and_learning_rate_are_logged(demo_runs) -> None:
     client = client_for(root)
     history = client.get_metric_history(runs[0], "val/auroc")
     assert len(history) >= 2
-    learning_rates = [key for key in client.get_run(runs[0]).data.metrics if key.startswith("lr-")]
-    assert learning_rates
+    learning_rates = sorted(key for key in client.get_run(runs[0]).data.metrics if key.startswith("lr-"))
+    assert learning_rates == ["lr-AdamW/backbone", "lr-AdamW/head"]  # the parameter groups by name
     assert len(client.get_metric_history(runs[0], learning_rates[0])) >= 2
 
 

@@ -173,8 +173,11 @@ class MhistClassifier(LightningModule):
         """Every parameter, the backbone's (``net.features``) in a second group: frozen in phase 1, they get
         no gradient and the optimizer skips them, and no scheduler meets a group added after it was built."""
         backbone = {id(p) for p in self.net.features.parameters()} if hasattr(self.net, "features") else set()
-        groups = [{"params": [p for p in self.parameters() if id(p) not in backbone]}]
-        groups += [{"params": [p for p in self.parameters() if id(p) in backbone]}] if backbone else []
+        params = list(self.parameters())  # the groups are named: the monitor logs lr-<optimizer>/head, /backbone
+        head = {"params": [p for p in params if id(p) not in backbone], "name": "head" if backbone else "all"}
+        groups = (
+            [head, {"params": [p for p in params if id(p) in backbone], "name": "backbone"}] if backbone else [head]
+        )
         optimizer = self.optimizer(groups)
         if self.scheduler is None:
             return {"optimizer": optimizer}
