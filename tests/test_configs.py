@@ -32,7 +32,7 @@ def test_config_instantiates(name: str, small_root: Path, tmp_path: Path) -> Non
     assert any(isinstance(c, FreezeThenUnfreeze) for c in cli.trainer.callbacks)
     expected = MlpClassifier if "mlp" in name else TimmClassifier
     assert isinstance(cli.model.net, expected)
-    assert cli.trainer.logger._tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert cli.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     optimizer = cli.model.optimizer(cli.model.parameters())
     schedule = cli.model.scheduler(optimizer, 100)
     if name == "vit.yaml":
@@ -80,4 +80,4 @@ def test_an_unknown_config_name_is_refused_with_the_shipped_ones_listed() -> Non
 def test_mlflow_tracking_uri_from_the_environment(small_root: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     cli = MhistCLI(args=["--config", "demo.yaml", "--data.root", str(small_root)])
-    assert cli.trainer.logger._tracking_uri == "http://127.0.0.1:5999"
+    assert cli.tracking_uri == "http://127.0.0.1:5999"

@@ -182,6 +182,7 @@ def test_resume_continues_the_same_mlflow_run(
     printed = capsys.readouterr().out  # the run says where its ONNX files are, and which one serves
     export = Path(first.checkpoint_callback.best_model_path).parent.parent / "export" / "model"
     assert f"ONNX files: {export}/ (model.int8.onnx, model.onnx, card.json)" in printed
+    assert f"MLflow run {run_id} (experiment 'mhist') at sqlite:///{tmp_path.resolve()}/mlflow.db" in printed
     assert re.search(
         r"int8 (passed its gate: it is the one served|failed its gate: model.onnx is served) \(AUROC drop", printed
     )

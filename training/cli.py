@@ -299,7 +299,7 @@ class MhistCLI(LightningCLI):
                 f"trainer.logger is {kind}: fit.py logs each run, its model files and plots into MLflow, so it "
                 "needs the MLFlowLogger (set MLFLOW_TRACKING_URI to choose the store)"
             )
-        return logger._tracking_uri  # noqa: SLF001 - MLFlowLogger keeps it private
+        return self.config.trainer.logger.init_args.tracking_uri  # set in before_instantiate_classes
 
     @property
     def resume_checkpoint(self) -> str | None:

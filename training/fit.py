@@ -27,11 +27,12 @@ from training.errors import TrainingSetupError
 from training.onnx_export import INT8_MAX_AUROC_DROP, INT8_MIN_AGREEMENT, ExportParityError
 
 
-def report(trainer: Trainer, model_dir: Path, card: dict) -> None:
+def report(trainer: Trainer, tracking_uri: str, model_dir: Path, card: dict) -> None:
     """Say where the results are, and which ONNX file serves."""
     logger, best = trainer.logger, trainer.checkpoint_callback.best_model_path
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    print(f"\nMLflow run {logger.run_id} (experiment '{logger._experiment_name}') at {logger._tracking_uri}")  # noqa: SLF001
+    experiment = logger.experiment.get_experiment(logger.experiment_id).name
+    print(f"\nMLflow run {logger.run_id} (experiment '{experiment}') at {tracking_uri}")
     print(f"best checkpoint: {best}")
     print(
         f"test AUROC {metrics.get('test/auroc', float('nan')):.3f}; at the tuned threshold "
@@ -81,7 +82,7 @@ def fit_test_export(args: list[str] | None) -> Trainer:
     # by path: "best" would make Lightning warn in every fit that the latest-epoch checkpoint is not used
     trainer.test(model, datamodule=data, ckpt_path=trainer.checkpoint_callback.best_model_path)
     if trainer.is_global_zero:
-        report(trainer, *export(trainer, model, data, cli.config.register))
+        report(trainer, cli.tracking_uri, *export(trainer, model, data, cli.config.register))
     return trainer
 
 
