@@ -51,9 +51,12 @@ class MhistClassifier(LightningModule):
             raise TrainingSetupError(problem)
         with warnings.catch_warnings():  # Lightning's advice to ignore a module: done just below
             warnings.filterwarnings("ignore", "Attribute 'net' is an instance of `nn.Module`")
-            self.save_hyperparameters()  # under LightningCLI, ``net`` is saved as its config...
-        if isinstance(self.hparams.get("net"), nn.Module):  # ...built in Python, the weights carry it
-            self.remove_ignored_hparams(["net"])
+            self.save_hyperparameters()  # under LightningCLI, each argument is saved as its config...
+        # ...built in Python, a network, class or partial is no hyperparameter: the weights carry the network,
+        # and torch.load (weights_only) would refuse the checkpoint holding an optimizer class
+        self.remove_ignored_hparams(
+            [name for name in ("net", "optimizer", "scheduler") if callable(self.hparams.get(name))]
+        )
         self.net = net
         self.optimizer, self.scheduler = optimizer, scheduler
         self.register_buffer("loss_pos_weight", torch.tensor(1.0))
