@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-Fraction = Annotated[float, Field(ge=0, lt=1)]  # a dropout, a momentum: [0, 1)
+Fraction = Annotated[float, Field(ge=0, lt=1)]  # a dropout: [0, 1)
 ClosedFraction = Annotated[float, Field(ge=0, le=1)]  # a metric's floor: [0, 1]
 PositiveFraction = Annotated[float, Field(gt=0, le=1)]  # a sensitivity to reach: (0, 1]
 OpenFraction = Annotated[float, Field(gt=0, lt=1)]  # a share of the images: (0, 1)
