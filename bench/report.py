@@ -41,6 +41,7 @@ from bench.common import (
     batched_against_today,
     describe,
     folder,
+    is_served,
     markdown_table,
     serving_cells,
     training_cells,
@@ -493,9 +494,9 @@ def goals_section(results: dict[str, dict]) -> Section:
     if inference:
         rows = {(r["model"], r["runtime"], r["batch"]): r for r in inference["rows"]}
         for (model, runtime, batch), row in sorted(rows.items()):
-            goal = OF_FLOOR_GOALS.get((model.startswith("mlp"), runtime, batch))
+            goal = OF_FLOOR_GOALS.get((model.startswith("mlp"), batch)) if is_served(row) else None
             if goal is not None and math.isfinite(row.get("vs_floor", math.nan)):
-                within = f"{model} {runtime} at batch {batch}: at most {goal}x its floor ({row['floor']})"
+                within = f"{model} served ({runtime}) at batch {batch}: at most {goal}x its floor ({row['floor']})"
                 detail = f"{row['vs_floor']:.2f}x the floor" + _floor_detail(row, inference)
                 lines.append(_goal(within, row["vs_floor"] <= goal, detail))
         batch1 = {(m, rt): r for (m, rt, b), r in rows.items() if b == 1}

@@ -2,9 +2,10 @@
 
     python -m bench.serving --models vit_base_patch16_224 mlp --variant int8 --concurrency 1 2 4 8 --layouts 1x2 2x1
 
-Two configurations (``--configs``): ``today``, the service before issue 20 (dynamic int8, every
-request its own run, gunicorn's 2 threads a worker), and ``batched`` (static int8, requests
-gathered for up to ``BATCH_WAIT_MS`` into one run, a thread per image of a run). Goals for
+Two configurations (``--configs``): ``today``, the service before issue 20 (dynamic int8 in
+onnxruntime, every request its own run, gunicorn's 2 threads a worker), and ``batched`` (static
+int8 in ``--runtime``, by default the image's ``auto``, requests gathered for up to
+``BATCH_WAIT_MS`` into one run, a thread per image of a run). Goals for
 ``batched`` against ``today`` in the same run: at least 1.3x the throughput at the most clients,
 p50 at one client within 5%.
 
@@ -53,6 +54,7 @@ from bench.common import (
 from inference.batching import Batching
 from inference.cores import DEFAULT_THREADS, default_workers, session_threads
 from inference.predictor import Predictor, resolve_model_path
+from inference.runtimes import Runtime
 from tests.servers import gunicorn, nginx_proxy
 
 Call = Callable[[dict], "str | None"]  # one request from a client (its state): an error text, or None
@@ -78,12 +80,13 @@ class Layout:
 
 @dataclass(frozen=True)
 class Config:
-    """What the service is run with: the int8 file's quantization and request batching."""
+    """What the service is run with: the int8 file's quantization, its runtime and request batching."""
 
     label: str
     quantization: str  # "dynamic" (a store of its own, bench.common.dynamic_int8_store) or "static"
     batch_wait_ms: float
     threads: int  # gunicorn threads a worker unless --layouts says otherwise
+    runtime: Runtime | None = None  # MODEL_RUNTIME; None: --runtime's
 
     @property
     def batching(self) -> Batching:
@@ -91,7 +94,7 @@ class Config:
 
 
 CONFIGS = {
-    "today": Config("today", "dynamic", 0.0, DEFAULT_THREADS),
+    "today": Config("today", "dynamic", 0.0, DEFAULT_THREADS, "onnxruntime"),
     "batched": Config("batched", "static", 5.0, Batching().max_images),
 }
 
@@ -197,7 +200,10 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
     png = sample_png()
     path = resolve_model_path(store, name, args.variant)
     threads = session_threads(layout.workers)  # as each gunicorn worker's session gets
-    predictors = [Predictor.load(path, threads=threads, batching=config.batching) for _ in range(layout.workers)]
+    runtime = config.runtime or args.runtime
+    predictors = [
+        Predictor.load(path, threads=threads, batching=config.batching, runtime=runtime) for _ in range(layout.workers)
+    ]
     raw = predictor_call(predictors, png)
     env = {
         "MODEL_NAME": name,
@@ -205,7 +211,7 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
         "WEB_CONCURRENCY": str(layout.workers),
         "GUNICORN_THREADS": str(layout.threads),
         "BATCH_WAIT_MS": str(config.batch_wait_ms),
-        "MODEL_RUNTIME": args.runtime,
+        "MODEL_RUNTIME": runtime,
         "LOG_LEVEL": "warning",
     }
     context, base_url = gunicorn(store, work / f"{name}-{config.label}-{layout}.log", **env)
@@ -216,6 +222,7 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
             proxy, base_url = nginx_proxy(base_url, work / f"{name}-{layout}-nginx.log")
             stack.enter_context(proxy)
         closed_loop(http_call(base_url, png, []), max(args.concurrency), min(args.seconds, 3.0))  # warm all workers
+        served = served_runtime(base_url)
         for concurrency in args.concurrency:
             server_ms: list[float] = []
             callers = min(concurrency, layout.workers * layout.threads)  # more callers than that only queue
@@ -239,6 +246,9 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
         "config": config.label,
         "quantization": config.quantization,
         "batch_wait_ms": config.batch_wait_ms,
+        "runtime_setting": runtime,
+        "runtime": served,
+        "raw_runtime": sorted({p.graph.runtime for p in predictors}),
         "workers": layout.workers,
         "threads": layout.threads,
         "session_threads": threads,
@@ -247,6 +257,17 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
         "failures": sum(level["failures"] for level in levels),
     }
+
+
+def served_runtime(base_url: str) -> str:
+    """What the service's worker that answers says it runs (``auto`` measures at each worker's load)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("GET", "/metadata")
+        return json.loads(connection.getresponse().read())["runtime"]
+    finally:
+        connection.close()
 
 
 def markdown(result: dict) -> str:
@@ -293,8 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--runtime",
         choices=("auto", "onnxruntime", "openvino"),
-        default="onnxruntime",
-        help="the service's MODEL_RUNTIME (the raw predictor runs onnxruntime)",
+        default="auto",
+        help="the batched service's MODEL_RUNTIME, the image's default (today's runs onnxruntime), and its raw "
+        "predictor's",
     )
     parser.add_argument("--concurrency", nargs="+", type=at_least(1), default=[1, 2, 4, 8])
     parser.add_argument(

@@ -107,9 +107,13 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     assert all(r["max_abs_diff_vs_fp32"] < 0.1 for r in rows if not r["runtime"].startswith("pytorch"))
     assert all(math.isnan(r["max_abs_diff_vs_fp32"]) for r in rows if r["runtime"].startswith("pytorch"))
     assert "| mlp-small | openvino-int8 | int8 | 1 |" in table
+    # the served row: the int8 file in the runtime serving's own MODEL_RUNTIME=auto picks here
+    for batch in (1, 2):
+        (served,) = [r["runtime"] for r in rows if r["served"] and r["batch"] == batch]
+        assert served in {"onnx-int8", "openvino-int8"}
     versus = table.split("Against OpenVINO and today's file in the same run:")[1]
-    assert "- mlp-small batch 2: onnx-int8" in versus
-    assert "- mlp-small batch 1: onnx-int8 at " in versus  # against today's dynamic int8 file
+    assert f"- mlp-small batch 2: served, {served}, " in versus
+    assert f"- mlp-small batch 1: served, {served}, at " in versus  # against today's dynamic int8 file
     for row in (r for r in rows if "profile" in r):
         profile = row["profile"]
         matmul_ms = sum(ms for op, ms in profile["ops_ms_per_image"].items() if op in inference.MATMULS)
@@ -203,6 +207,10 @@ def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict,
     expected = [("today", f"{workers}x2"), ("batched", f"{workers}x8")]  # gunicorn_conf.py's defaults for each
     assert [(m["config"], m["layout"]) for m in serving_result["models"]] == expected
     assert [m["quantization"] for m in serving_result["models"]] == ["dynamic", "static"]
+    today, batched = serving_result["models"]
+    assert (today["runtime_setting"], today["runtime"]) == ("onnxruntime", "onnxruntime")  # before issue 20
+    assert batched["runtime_setting"] == "auto"  # the image's default, and what its worker said it chose:
+    assert batched["runtime"] in {"onnxruntime", "openvino"}
     cores = available_cpus()
     for model in serving_result["models"]:
         assert [level["concurrency"] for level in model["levels"]] == [1, 2]
@@ -215,7 +223,7 @@ def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict,
     table = (results / "serving.md").read_text()
     assert "goal >= 90%" in table
     assert "behind nginx" in table
-    assert f"| mlp-small | batched | model.int8.onnx | {workers}x8 | 2 |" in table
+    assert f"| mlp-small | batched | model.int8.onnx | {batched['runtime']} | {workers}x8 | 2 |" in table
     assert "mlp-small, batched against today: throughput at 2 clients" in table
 
 
