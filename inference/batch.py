@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from inference import errors
 from inference.annotations import AnnotationsError, read_annotations
+from inference.environment import precision_of
 from inference.limits import Limits
 from inference.metrics import auroc
 from inference.predictor import FILES, Predictor, Variant, resolve_model_path
@@ -156,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: no model {args.model_name} in {args.model_root} (there: {there})")
     variant: Variant = args.variant
     try:
-        predictor = Predictor.load(resolve_model_path(args.model_root, args.model_name, variant), limits=Limits())
+        path = resolve_model_path(args.model_root, args.model_name, variant)
+        precision = precision_of(variant)
+        runtime = "openvino" if precision == "bf16" else "onnxruntime"  # only OpenVINO computes in bf16
+        predictor = Predictor.load(path, limits=Limits(), runtime=runtime, precision=precision)
         if not args.source.startswith("s3://") and not Path(args.source).is_dir():
             raise errors.ServingError("no_images", f"{args.source} is not a folder")
         labels = {} if args.source.startswith("s3://") else mhist_labels(Path(args.source))

@@ -20,9 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from inference.limits import Limits
 
-Variant = Literal["auto", "fp32", "int8"]  # which file of the model: auto takes int8 where its gate passed
+# which file of the model: auto takes int8 where its gate passed; bf16 the fp32 file, computed in bfloat16
+Variant = Literal["auto", "fp32", "int8", "bf16"]
+Precision = Literal["fp32", "bf16"]  # what a graph's floating-point layers compute in (inference/runtimes.py)
 Runtime = Literal["auto", "onnxruntime", "openvino"]  # what runs the graph (inference/runtimes.py)
 Seconds = Annotated[float, Field(ge=0)]
+
+
+def precision_of(variant: Variant) -> Precision:
+    """What the variant's graph computes in: bf16 for that variant (the fp32 file), fp32 otherwise (an
+    int8 file's int8 layers are int8 whatever this says)."""
+    return "bf16" if variant == "bf16" else "fp32"
 
 
 class SettingError(ValueError):
@@ -74,10 +82,14 @@ class ServingSettings(EnvironmentSettings):
 
     @model_validator(mode="after")
     def _runtime_is_installed(self) -> Self:
-        if self.runtime == "openvino" and importlib.util.find_spec("openvino") is None:
+        openvino = importlib.util.find_spec("openvino") is not None
+        if self.runtime == "openvino" and not openvino:
             raise ValueError(
                 "MODEL_RUNTIME='openvino': OpenVINO is not installed here (requirements/server.txt has it)"
             )
+        if self.variant == "bf16" and (self.runtime == "onnxruntime" or not openvino):
+            why = "MODEL_RUNTIME='onnxruntime' has no bf16" if openvino else "OpenVINO is not installed here"
+            raise ValueError(f"MODEL_VARIANT='bf16' is computed by OpenVINO: {why}")
         return self
 
     @property

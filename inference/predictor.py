@@ -24,7 +24,7 @@ from PIL import Image
 from inference import errors
 from inference.batching import Batching, Gatherer
 from inference.cores import available_cpus
-from inference.environment import Variant
+from inference.environment import Precision, Variant
 from inference.limits import Limits
 from inference.preprocessing import Interpolation, load, open_image, to_input
 from inference.responses import Prediction
@@ -60,7 +60,7 @@ def resolve_model_path(root: Path, model_name: str, variant: Variant = "auto") -
     """
     folder = root / model_name
     if variant != "auto":
-        return folder / FILES[variant]
+        return folder / FILES["int8" if variant == "int8" else "fp32"]  # bf16: the fp32 file, in bfloat16
     int8 = folder / FILES["int8"]
     try:
         stat = int8.stat()
@@ -99,12 +99,13 @@ class Predictor:
         limits: Limits | None = None,
         runtime: Runtime = "onnxruntime",
         batching: Batching | None = None,
+        precision: Precision = "fp32",
     ) -> Predictor:
         started = time.perf_counter()
         if not path.is_file():
             raise errors.model_not_ready(f"{path} does not exist")
         try:
-            graph = open_graph(path, runtime, threads or available_cpus())
+            graph = open_graph(path, runtime, threads or available_cpus(), precision)
         except Exception as error:
             raise errors.model_not_ready(f"{path} cannot be loaded: {error}") from error
         metadata = graph.metadata
@@ -114,7 +115,8 @@ class Predictor:
         seconds = time.perf_counter() - started
         predictor = cls(path, graph, metadata, limits or Limits(), seconds, batching or Batching())
         guard = "no OOD guard" if predictor.ood_cutoff is None else f"OOD cut-off {predictor.ood_cutoff:.4g}"
-        log.info("loaded %s (%s) in %.2f s with %s, %s", path, predictor.name, seconds, graph.runtime, guard)
+        runs = f"{graph.runtime} in {graph.precision}"
+        log.info("loaded %s (%s) in %.2f s with %s, %s", path, predictor.name, seconds, runs, guard)
         if metadata.get("servable", "true") != "true":  # only a variant asked for by name gets here
             log.warning(
                 "%s failed its quality gate against fp32 (AUROC drop %s, labels agreeing %s); it is "
@@ -159,7 +161,12 @@ class Predictor:
                 card[key] = json.loads(value) if value[:1] in "[{" else value
             except json.JSONDecodeError:
                 card[key] = value
-        served = {"file": self.path.name, "load_seconds": self.load_seconds, "runtime": self.graph.runtime}
+        served = {
+            "file": self.path.name,
+            "load_seconds": self.load_seconds,
+            "runtime": self.graph.runtime,
+            "computed_in": self.graph.precision,
+        }
         limits = {k: getattr(self.limits, k) for k in ("max_bytes", "max_batch", "max_request_bytes")}  # what to send
         return {**card, "threshold": self.threshold, **served, "limits": limits, "batching": self.batching_report()}
 

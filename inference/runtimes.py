@@ -4,7 +4,8 @@ and OpenVINO (the EC2 image has it; the Lambda image does not, for its size and 
 ``auto`` measures both on the file as it loads and keeps the faster, provided the two agree on a
 probe batch: which runtime wins depends on the CPU (OpenVINO uses AMX and VNNI where onnxruntime's
 CPU provider uses less), so it is measured where it is served, never assumed. Both read the same
-file and its ``metadata_props``.
+file and its ``metadata_props``. ``bf16`` (``MODEL_VARIANT=bf16``) is the fp32 file computed in
+bfloat16 by OpenVINO, which alone of the two has it; a CPU without bf16 instructions runs it in fp32.
 
 ``import openvino`` sends an event to Google Analytics when its telemetry package is installed
 (opted in unless a consent file says otherwise); without that package it uses its own stub, so
@@ -17,7 +18,6 @@ import functools
 import importlib.util
 import json
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,11 +29,15 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from inference.environment import Runtime
+from inference.environment import Precision, Runtime
 
 log = logging.getLogger(__name__)
 PROBE_BATCHES = (1, 4)  # auto's timing: one image (one client), and a gathered batch (under load)
-PROBE_REPEATS = 3
+PROBE_REPEATS = 5
+# before each timed probe run: the other runtime's idle threads spin for a while after its run (onnxruntime's
+# pool, OpenVINO's TBB), and a run timed meanwhile got half the cores: OpenVINO, 25% faster than onnxruntime
+# at batch 4 run alone, measured 5% slower in turn without it (ViT-B int8 on 2 cores of a Zen 5)
+PROBE_SETTLE_S = 0.1
 # auto keeps OpenVINO only if its probabilities are this close to onnxruntime's, by the file's precision. int8:
 # the two round differently (onnxruntime's AVX2 kernel sums u8*s8 pairs in int16; 0.0017 apart on a tiny
 # ViT), and 0.01 is a third of the ViT-B int8 file's own distance from fp32
@@ -44,11 +48,13 @@ OPENVINO_MARGIN = 0.1
 
 
 class Graph(Protocol):
-    """A loaded file: its metadata, its outputs, and one run of named outputs on an ``image`` batch."""
+    """A loaded file: its metadata, its outputs, the precision it computes in, and one run of named
+    outputs on an ``image`` batch."""
 
     runtime: str
     metadata: dict[str, str]
     outputs: frozenset[str]
+    precision: str
 
     def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]: ...
 
@@ -59,7 +65,9 @@ class OnnxRuntimeGraph:
     runtime: str = "onnxruntime"
 
     @classmethod
-    def open(cls, path: Path, threads: int) -> OnnxRuntimeGraph:
+    def open(cls, path: Path, threads: int, precision: Precision = "fp32") -> OnnxRuntimeGraph:
+        if precision != "fp32":
+            raise ValueError(f"onnxruntime's CPU provider does not compute in {precision}: OpenVINO does")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -73,6 +81,10 @@ class OnnxRuntimeGraph:
     def outputs(self) -> frozenset[str]:
         return frozenset(output.name for output in self.session.get_outputs())
 
+    @property
+    def precision(self) -> str:
+        return self.metadata.get("precision", "fp32")
+
     def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]:
         return self.session.run(list(names), {"image": batch})
 
@@ -81,17 +93,23 @@ class OnnxRuntimeGraph:
 class OpenVinoGraph:
     compiled: Any  # openvino.CompiledModel: openvino is imported only where it is used
     metadata: dict[str, str]
+    precision: str  # what its floating-point layers compute in (an int8 file's int8 layers stay int8)
     runtime: str = "openvino"
 
     @classmethod
-    def open(cls, path: Path, threads: int) -> OpenVinoGraph:
+    def open(cls, path: Path, threads: int, precision: Precision = "fp32") -> OpenVinoGraph:
         core = openvino_core()
         model = core.read_model(str(path))
         framework = model.get_rt_info()["framework"] if model.has_rt_info(["framework"]) else {}
         metadata = {key: value.astype(str) for key, value in framework.items()}  # the ONNX metadata_props
-        # f32 as the file was gated: OpenVINO otherwise runs bf16 by itself on CPUs that have it
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        return cls(core.compile_model(model, "CPU", config), metadata)
+        # f32 unless bf16 is asked for: OpenVINO otherwise runs bf16 by itself on CPUs that have it
+        hint = "bf16" if precision == "bf16" else "f32"
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+        compiled = core.compile_model(model, "CPU", config)
+        ran = compiled.get_property("INFERENCE_PRECISION_HINT").to_string().replace("f32", "fp32")
+        if ran != precision:
+            log.warning("%s: this CPU has no %s instructions; OpenVINO computes in %s", path, precision, ran)
+        return cls(compiled, metadata, "int8" if metadata.get("precision") == "int8" else ran)
 
     @functools.cached_property  # read on every request (has_rollout): once per loaded file
     def outputs(self) -> frozenset[str]:
@@ -102,7 +120,7 @@ class OpenVinoGraph:
         return [np.array(results[self.compiled.output(name)]) for name in names]
 
 
-OPENERS: dict[str, Callable[[Path, int], Graph]] = {
+OPENERS: dict[str, Callable[[Path, int, Precision], Graph]] = {
     "onnxruntime": OnnxRuntimeGraph.open,
     "openvino": OpenVinoGraph.open,
 }
@@ -130,10 +148,13 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def open_graph(path: Path, runtime: Runtime, threads: int) -> Graph:
-    """The file in ``runtime``; ``auto``: the faster of the two that agree, onnxruntime without OpenVINO."""
+def open_graph(path: Path, runtime: Runtime, threads: int, precision: Precision = "fp32") -> Graph:
+    """The file in ``runtime``; ``auto``: the faster of the two that agree, onnxruntime without OpenVINO
+    (bf16: OpenVINO, the only one that has it)."""
+    if precision == "bf16" and runtime == "auto":
+        runtime = "openvino"
     if runtime != "auto":
-        return OPENERS[runtime](path, threads)
+        return OPENERS[runtime](path, threads, precision)
     fallback = OnnxRuntimeGraph.open(path, threads)
     if not openvino_installed():
         return fallback
@@ -172,9 +193,13 @@ def agreement_atol(metadata: dict[str, str]) -> float:
 
 
 def _costs(graphs: Sequence[Graph], probe: np.ndarray) -> dict[str, float]:
-    """Each graph's milliseconds per image: at each probe batch size the median of ``PROBE_REPEATS``
-    runs, summed. The graphs take turns run by run (after one untimed run each: OpenVINO compiles for
-    a new shape on its first), so that another worker loading at the same time slows both alike."""
+    """Each graph's milliseconds per image: at each probe batch size the fastest of ``PROBE_REPEATS``
+    runs, summed. The fastest, because other work on the machine only ever slows a run (by the median
+    of 3, a worker loading just after another service stopped found onnxruntime faster, where
+    OpenVINO was 17% faster alone). The graphs take turns run by run, after one untimed run each
+    (OpenVINO compiles for a new shape on its first), so that another worker loading at the same time
+    slows both alike; each run after a settle, so that neither runs beside the other's spinning
+    threads, as it never does served."""
     samples: dict[tuple[str, int], list[float]] = {(g.runtime, b): [] for g in graphs for b in PROBE_BATCHES}
     for batch in PROBE_BATCHES:
         for graph in graphs:
@@ -182,7 +207,8 @@ def _costs(graphs: Sequence[Graph], probe: np.ndarray) -> dict[str, float]:
     for _ in range(PROBE_REPEATS):
         for batch in PROBE_BATCHES:
             for graph in graphs:
+                time.sleep(PROBE_SETTLE_S)
                 started = time.perf_counter()
                 graph.run(["probability"], probe[:batch])
                 samples[graph.runtime, batch].append((time.perf_counter() - started) * 1000 / batch)
-    return {g.runtime: sum(statistics.median(samples[g.runtime, b]) for b in PROBE_BATCHES) for g in graphs}
+    return {g.runtime: sum(min(samples[g.runtime, b]) for b in PROBE_BATCHES) for g in graphs}

@@ -20,7 +20,7 @@ from pathlib import Path
 from inference import errors, logs
 from inference.batching import Batching
 from inference.cores import session_threads
-from inference.environment import ServingSettings
+from inference.environment import ServingSettings, precision_of
 from inference.limits import Limits
 from inference.predictor import Predictor, Variant, resolve_model_path
 from inference.responses import Readiness
@@ -92,7 +92,12 @@ class ModelHolder:
     def _load(self, path: Path) -> Predictor:
         config = self.config
         return Predictor.load(
-            path, threads=config.threads, limits=config.limits, runtime=config.runtime, batching=config.batching
+            path,
+            threads=config.threads,
+            limits=config.limits,
+            runtime=config.runtime,
+            batching=config.batching,
+            precision=precision_of(config.variant),
         )
 
     def path(self) -> Path:
