@@ -506,6 +506,13 @@ def against_peer(rows: list[dict]) -> str:
                 f"best other agreeing, {best['runtime']}, {best['median_ms_per_image']:.1f}: ours at {ratio:.2f}x "
                 f"({'faster' if ratio < 1 else 'slower'})"
             )
+        bf16 = same.get("openvino-bf16")
+        if bf16 is not None and bf16["precision"] == "bf16":  # MODEL_VARIANT=bf16: worth it where it is near 1x
+            ratio = bf16["median_ms_per_image"] / mine["median_ms_per_image"]
+            lines.append(
+                f"- {model} batch {batch}: bf16 (MODEL_VARIANT=bf16) at {ratio:.2f}x the served row's time, "
+                f"max dP vs fp32 {bf16['max_abs_diff_vs_fp32']:.4f} against {mine['max_abs_diff_vs_fp32']:.4f}"
+            )
         if batch == 1 and TODAY in same:
             ratio = mine["median_ms_per_image"] / same[TODAY]["median_ms_per_image"]
             verdict = f"goal <= {BATCH1_GOAL}: {'met' if ratio <= BATCH1_GOAL else 'MISSED'}"

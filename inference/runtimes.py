@@ -195,8 +195,8 @@ def agreement_atol(metadata: dict[str, str]) -> float:
 def _costs(graphs: Sequence[Graph], probe: np.ndarray) -> dict[str, float]:
     """Each graph's milliseconds per image: at each probe batch size the fastest of ``PROBE_REPEATS``
     runs, summed. The fastest, because other work on the machine only ever slows a run (by the median
-    of 3, a worker loading just after another service stopped found onnxruntime faster, where
-    OpenVINO was 17% faster alone). The graphs take turns run by run, after one untimed run each
+    of 3, a worker loading in bench.serving found onnxruntime faster, where OpenVINO was 17% faster
+    in a process of its own). The graphs take turns run by run, after one untimed run each
     (OpenVINO compiles for a new shape on its first), so that another worker loading at the same time
     slows both alike; each run after a settle, so that neither runs beside the other's spinning
     threads, as it never does served."""

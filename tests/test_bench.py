@@ -114,6 +114,8 @@ def test_inference_benchmark_runs_and_writes_its_table(inference_result: dict, r
     versus = table.split("Against OpenVINO and today's file in the same run:")[1]
     assert f"- mlp-small batch 2: served, {served}, " in versus
     assert f"- mlp-small batch 1: served, {served}, at " in versus  # against today's dynamic int8 file
+    # bf16 against the served row, only where OpenVINO really computed in bf16
+    assert ("- mlp-small batch 1: bf16 (MODEL_VARIANT=bf16) at " in versus) is (precision["openvino-bf16"] == "bf16")
     for row in (r for r in rows if "profile" in r):
         profile = row["profile"]
         matmul_ms = sum(ms for op, ms in profile["ops_ms_per_image"].items() if op in inference.MATMULS)
