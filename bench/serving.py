@@ -15,12 +15,15 @@ as its answer arrives. It is compared with the raw predictor in the same layout:
 ``Predictor`` per worker with that worker's share of the cores, called by as many callers as the
 service could run at once. Goals: p50 at concurrency 1 within 10 ms of the raw predictor;
 throughput at saturation at least 90% of the raw predictor's; zero failed requests.
+
+All configurations and layouts of a model are up at once (an idle service costs memory only), and
+each level is measured in slices that alternate between them, so that ``batched`` against
+``today`` compares the same minutes of this VM, not two runs minutes apart.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import itertools
 import json
@@ -29,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,35 +180,31 @@ def http_call(base_url: str, png: bytes, server_ms: list[float]) -> Call:
     return call
 
 
-def measure_level(service: Call, raw: Call, concurrency: int, callers: int, seconds: float, rounds: int) -> dict:
-    """Service and raw predictor in alternating slices (raw gets half the service's time), so
-    that both see the machine as it was: this VM's speed drifts 20% within minutes."""
-    service_load, raw_load = Load(concurrency), Load(callers)
-    cpu = 0.0
-    for _ in range(rounds):
-        closed_loop(raw, callers, seconds / rounds / 2, raw_load)
-        cpu_started = time.process_time()
-        closed_loop(service, concurrency, seconds / rounds, service_load)
-        cpu += time.process_time() - cpu_started
-    level, baseline = service_load.summary(), raw_load.summary()
-    level.update(
-        client_cpu_share=cpu / service_load.seconds,
-        raw_per_s=baseline["throughput_per_s"],
-        raw_p50_ms=baseline["p50_ms"],
-        raw_callers=callers,
-    )
-    return level
+@dataclass
+class Setup:
+    """One configuration in one layout, its service up: what a level's slices call, and what they measured."""
+
+    config: Config
+    layout: Layout
+    path: Path
+    runtime: Runtime
+    threads: int
+    predictors: list[Predictor]
+    base_url: str
+    served: str = ""
+    levels: list[dict] = field(default_factory=list)
 
 
-def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: argparse.Namespace, work: Path) -> dict:
-    png = sample_png()
+def start(
+    name: str, store: Path, config: Config, layout: Layout, args: argparse.Namespace, work: Path, stack: ExitStack
+) -> Setup:
+    """The raw predictors and the service (behind nginx unless ``--no-proxy``) of one configuration, warmed."""
     path = resolve_model_path(store, name, args.variant)
     threads = session_threads(layout.workers)  # as each gunicorn worker's session gets
     runtime = config.runtime or args.runtime
     predictors = [
         Predictor.load(path, threads=threads, batching=config.batching, runtime=runtime) for _ in range(layout.workers)
     ]
-    raw = predictor_call(predictors, png)
     env = {
         "MODEL_NAME": name,
         "MODEL_VARIANT": args.variant,
@@ -215,48 +215,94 @@ def bench_layout(name: str, store: Path, config: Config, layout: Layout, args: a
         "LOG_LEVEL": "warning",
     }
     context, base_url = gunicorn(store, work / f"{name}-{config.label}-{layout}.log", **env)
-    levels = []
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(context)
-        if args.proxy:  # as deployed: the clients meet nginx, nginx meets gunicorn
-            proxy, base_url = nginx_proxy(base_url, work / f"{name}-{layout}-nginx.log")
-            stack.enter_context(proxy)
-        closed_loop(http_call(base_url, png, []), max(args.concurrency), min(args.seconds, 3.0))  # warm all workers
-        served = served_runtime(base_url)
-        for concurrency in args.concurrency:
-            server_ms: list[float] = []
-            callers = min(concurrency, layout.workers * layout.threads)  # more callers than that only queue
-            level = measure_level(
-                http_call(base_url, png, server_ms), raw, concurrency, callers, args.seconds, args.rounds
+    stack.enter_context(context)
+    if args.proxy:  # as deployed: the clients meet nginx, nginx meets gunicorn
+        proxy, base_url = nginx_proxy(base_url, work / f"{name}-{config.label}-{layout}-nginx.log")
+        stack.enter_context(proxy)
+    closed_loop(http_call(base_url, sample_png(), []), max(args.concurrency), min(args.seconds, 3.0))  # warm workers
+    setup = Setup(config, layout, path, runtime, threads, predictors, base_url)
+    setup.served = served_runtime(base_url)
+    return setup
+
+
+def measure_levels(setups: list[Setup], args: argparse.Namespace) -> None:
+    """Every level of every setup, in slices that alternate between setups and, within each, between the
+    service and its raw predictor (half the service's time): this VM's speed drifts 20% within minutes,
+    so configurations compared with each other, and each with its raw predictor, see the same minutes."""
+    png = sample_png()
+    for concurrency in args.concurrency:
+        loads = {
+            id(s): (Load(concurrency), Load(min(concurrency, s.layout.workers * s.layout.threads))) for s in setups
+        }
+        server_ms: dict[int, list[float]] = {id(s): [] for s in setups}
+        cpu = dict.fromkeys(loads, 0.0)
+        for _ in range(args.rounds):
+            for setup in setups:
+                service_load, raw_load = loads[id(setup)]
+                closed_loop(
+                    predictor_call(setup.predictors, png),
+                    raw_load.concurrency,
+                    args.seconds / args.rounds / 2,
+                    raw_load,
+                )
+                cpu_started = time.process_time()
+                service = http_call(setup.base_url, png, server_ms[id(setup)])
+                closed_loop(service, concurrency, args.seconds / args.rounds, service_load)
+                cpu[id(setup)] += time.process_time() - cpu_started
+        for setup in setups:
+            service_load, raw_load = loads[id(setup)]
+            level, baseline = service_load.summary(), raw_load.summary()
+            measured = server_ms[id(setup)]
+            level.update(
+                client_cpu_share=cpu[id(setup)] / service_load.seconds,
+                raw_per_s=baseline["throughput_per_s"],
+                raw_p50_ms=baseline["p50_ms"],
+                raw_callers=raw_load.concurrency,
+                server_p50_ms=statistics.median(measured) if measured else float("nan"),
             )
-            level["server_p50_ms"] = statistics.median(server_ms) if server_ms else float("nan")
-            levels.append(level)
+            setup.levels.append(level)
             print(
-                f"{name} {config.label} {layout} c={concurrency}: {level['throughput_per_s']:.1f}/s p50 "
-                f"{level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) failures {level['failures']}",
+                f"{setup.path.parent.name} {setup.config.label} {setup.layout} c={concurrency}: "
+                f"{level['throughput_per_s']:.1f}/s p50 {level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) "
+                f"failures {level['failures']}",
                 flush=True,
             )
-    first, last = levels[0], levels[-1]
+
+
+def outcome(name: str, setup: Setup, args: argparse.Namespace) -> dict:
+    first, last = setup.levels[0], setup.levels[-1]
     return {
         "model": name,
         "variant": args.variant,
-        "file": path.name,
-        "layout": str(layout),
+        "file": setup.path.name,
+        "layout": str(setup.layout),
         "proxy": args.proxy,
-        "config": config.label,
-        "quantization": config.quantization,
-        "batch_wait_ms": config.batch_wait_ms,
-        "runtime_setting": runtime,
-        "runtime": served,
-        "raw_runtime": sorted({p.graph.runtime for p in predictors}),
-        "workers": layout.workers,
-        "threads": layout.threads,
-        "session_threads": threads,
-        "levels": levels,
+        "config": setup.config.label,
+        "quantization": setup.config.quantization,
+        "batch_wait_ms": setup.config.batch_wait_ms,
+        "runtime_setting": setup.runtime,
+        "runtime": setup.served,
+        "raw_runtime": sorted({p.graph.runtime for p in setup.predictors}),
+        "workers": setup.layout.workers,
+        "threads": setup.layout.threads,
+        "session_threads": setup.threads,
+        "levels": setup.levels,
         "p50_overhead_ms": first["p50_ms"] - first["raw_p50_ms"],
         "saturation_ratio": last["throughput_per_s"] / last["raw_per_s"],
-        "failures": sum(level["failures"] for level in levels),
+        "failures": sum(level["failures"] for level in setup.levels),
     }
+
+
+def bench_model(name: str, stores: dict[str, Path], args: argparse.Namespace, work: Path) -> list[dict]:
+    """Every configuration and layout of one model, all up at once and measured in alternating slices."""
+    with ExitStack() as stack:
+        setups = [
+            start(name, stores[config.quantization], config, layout, args, work, stack)
+            for config in (CONFIGS[label] for label in args.configs)
+            for layout in args.layouts or [Layout(default_workers(), config.threads)]
+        ]
+        measure_levels(setups, args)
+    return [outcome(name, setup, args) for setup in setups]
 
 
 def served_runtime(base_url: str) -> str:
@@ -338,12 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
     store = model_store(args.models, args.store).resolve()
     stores = {"static": store, "dynamic": dynamic_int8_store(args.models, store) if "today" in args.configs else store}
     with tempfile.TemporaryDirectory() as tmp:
-        models = [
-            bench_layout(name, stores[config.quantization], config, layout, args, Path(tmp))
-            for name in args.models
-            for config in (CONFIGS[label] for label in args.configs)
-            for layout in args.layouts or [Layout(default_workers(), config.threads)]
-        ]
+        models = [result for name in args.models for result in bench_model(name, stores, args, Path(tmp))]
     result = {"seconds": args.seconds, "rounds": args.rounds, "proxy": args.proxy, "models": models}
     return publish(args.out, "serving", result, markdown)
 
