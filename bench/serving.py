@@ -190,9 +190,25 @@ class Setup:
     runtime: Runtime
     threads: int
     predictors: list[Predictor]
+    raw: Call  # the raw predictors as a client's call
     base_url: str
-    served: str = ""
+    served: str  # the runtime the service's worker reports
     levels: list[dict] = field(default_factory=list)
+
+    @property
+    def at_once(self) -> int:
+        """Requests the service can run at once: more raw callers than these would only queue."""
+        return self.layout.workers * self.layout.threads
+
+
+@dataclass
+class Tally:
+    """What one setup's slices of one level measured, added up over the rounds."""
+
+    service: Load
+    raw: Load
+    server_ms: list[float] = field(default_factory=list)
+    client_cpu_s: float = 0.0
 
 
 def start(
@@ -219,10 +235,10 @@ def start(
     if args.proxy:  # as deployed: the clients meet nginx, nginx meets gunicorn
         proxy, base_url = nginx_proxy(base_url, work / f"{name}-{config.label}-{layout}-nginx.log")
         stack.enter_context(proxy)
-    closed_loop(http_call(base_url, sample_png(), []), max(args.concurrency), min(args.seconds, 3.0))  # warm workers
-    setup = Setup(config, layout, path, runtime, threads, predictors, base_url)
-    setup.served = served_runtime(base_url)
-    return setup
+    png = sample_png()
+    closed_loop(http_call(base_url, png, []), max(args.concurrency), min(args.seconds, 3.0))  # warm all workers
+    raw = predictor_call(predictors, png)
+    return Setup(config, layout, path, runtime, threads, predictors, raw, base_url, served_runtime(base_url))
 
 
 def measure_levels(setups: list[Setup], args: argparse.Namespace) -> None:
@@ -231,34 +247,22 @@ def measure_levels(setups: list[Setup], args: argparse.Namespace) -> None:
     so configurations compared with each other, and each with its raw predictor, see the same minutes."""
     png = sample_png()
     for concurrency in args.concurrency:
-        loads = {
-            id(s): (Load(concurrency), Load(min(concurrency, s.layout.workers * s.layout.threads))) for s in setups
-        }
-        server_ms: dict[int, list[float]] = {id(s): [] for s in setups}
-        cpu = dict.fromkeys(loads, 0.0)
+        tallies = [Tally(Load(concurrency), Load(min(concurrency, setup.at_once))) for setup in setups]
         for _ in range(args.rounds):
-            for setup in setups:
-                service_load, raw_load = loads[id(setup)]
-                closed_loop(
-                    predictor_call(setup.predictors, png),
-                    raw_load.concurrency,
-                    args.seconds / args.rounds / 2,
-                    raw_load,
-                )
+            for setup, tally in zip(setups, tallies, strict=True):
+                closed_loop(setup.raw, tally.raw.concurrency, args.seconds / args.rounds / 2, tally.raw)
                 cpu_started = time.process_time()
-                service = http_call(setup.base_url, png, server_ms[id(setup)])
-                closed_loop(service, concurrency, args.seconds / args.rounds, service_load)
-                cpu[id(setup)] += time.process_time() - cpu_started
-        for setup in setups:
-            service_load, raw_load = loads[id(setup)]
-            level, baseline = service_load.summary(), raw_load.summary()
-            measured = server_ms[id(setup)]
+                service = http_call(setup.base_url, png, tally.server_ms)
+                closed_loop(service, concurrency, args.seconds / args.rounds, tally.service)
+                tally.client_cpu_s += time.process_time() - cpu_started
+        for setup, tally in zip(setups, tallies, strict=True):
+            level, baseline = tally.service.summary(), tally.raw.summary()
             level.update(
-                client_cpu_share=cpu[id(setup)] / service_load.seconds,
+                client_cpu_share=tally.client_cpu_s / tally.service.seconds,
                 raw_per_s=baseline["throughput_per_s"],
                 raw_p50_ms=baseline["p50_ms"],
-                raw_callers=raw_load.concurrency,
-                server_p50_ms=statistics.median(measured) if measured else float("nan"),
+                raw_callers=tally.raw.concurrency,
+                server_p50_ms=statistics.median(tally.server_ms) if tally.server_ms else float("nan"),
             )
             setup.levels.append(level)
             print(
