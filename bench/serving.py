@@ -6,8 +6,8 @@ Two configurations (``--configs``): ``today``, the service before issue 20 (dyna
 onnxruntime, every request its own run, gunicorn's 2 threads a worker), and ``batched`` (static
 int8 in ``--runtime``, by default the image's ``auto``, requests gathered for up to
 ``BATCH_WAIT_MS`` into one run, a thread per image of a run). Goals for
-``batched`` against ``today`` in the same run: at least 1.3x the throughput at the most clients,
-p50 at one client within 5%.
+``batched`` against ``today`` in the same run: at least 1.3x the throughput at the most clients
+(the median of the rounds' paired slices), p50 at one client within 5%.
 
 For each gunicorn layout (workers x threads; ``inference/gunicorn_conf.py``'s default first) the
 service runs under a closed-loop load generator: ``c`` clients, each sending the next PNG as soon
@@ -17,8 +17,9 @@ service could run at once. Goals: p50 at concurrency 1 within 10 ms of the raw p
 throughput at saturation at least 90% of the raw predictor's; zero failed requests.
 
 All configurations and layouts of a model are up at once (an idle service costs memory only), and
-each level is measured in slices that alternate between them, so that ``batched`` against
-``today`` compares the same minutes of this VM, not two runs minutes apart.
+each level is measured in rounds of slices that alternate between them (the order reversed every
+other round), so that ``batched`` against ``today`` compares the same minutes of this VM, not two
+runs minutes apart. Where one worker gathers, each level records the images per graph run.
 """
 
 from __future__ import annotations
@@ -209,6 +210,12 @@ class Tally:
     raw: Load
     server_ms: list[float] = field(default_factory=list)
     client_cpu_s: float = 0.0
+    slices: list[float] = field(default_factory=list)  # the service's requests per second in each round
+    runs: int = 0  # graph runs and the images in them, where the service's one worker reports them
+    images: int = 0
+
+    def images_per_run(self) -> float | None:
+        return self.images / self.runs if self.runs else None
 
 
 def start(
@@ -248,13 +255,19 @@ def measure_levels(setups: list[Setup], args: argparse.Namespace) -> None:
     png = sample_png()
     for concurrency in args.concurrency:
         tallies = [Tally(Load(concurrency), Load(min(concurrency, setup.at_once))) for setup in setups]
-        for _ in range(args.rounds):
-            for setup, tally in zip(setups, tallies, strict=True):
+        for round_ in range(args.rounds):
+            pairs = list(zip(setups, tallies, strict=True))
+            for setup, tally in pairs[:: -1 if round_ % 2 else 1]:  # in turn first: none always follows another
                 closed_loop(setup.raw, tally.raw.concurrency, args.seconds / args.rounds / 2, tally.raw)
+                before = gathered(setup)
                 cpu_started = time.process_time()
                 service = http_call(setup.base_url, png, tally.server_ms)
+                served, seconds = len(tally.service.latencies), tally.service.seconds
                 closed_loop(service, concurrency, args.seconds / args.rounds, tally.service)
                 tally.client_cpu_s += time.process_time() - cpu_started
+                tally.slices.append((len(tally.service.latencies) - served) / (tally.service.seconds - seconds))
+                if before is not None and (after := gathered(setup)) is not None:
+                    tally.runs, tally.images = tally.runs + after[0] - before[0], tally.images + after[1] - before[1]
         for setup, tally in zip(setups, tallies, strict=True):
             level, baseline = tally.service.summary(), tally.raw.summary()
             level.update(
@@ -263,12 +276,15 @@ def measure_levels(setups: list[Setup], args: argparse.Namespace) -> None:
                 raw_p50_ms=baseline["p50_ms"],
                 raw_callers=tally.raw.concurrency,
                 server_p50_ms=statistics.median(tally.server_ms) if tally.server_ms else float("nan"),
+                images_per_run=tally.images_per_run(),
+                slice_throughputs=tally.slices,
             )
             setup.levels.append(level)
             print(
                 f"{setup.path.parent.name} {setup.config.label} {setup.layout} c={concurrency}: "
                 f"{level['throughput_per_s']:.1f}/s p50 {level['p50_ms']:.1f} ms (raw {level['raw_per_s']:.1f}/s) "
-                f"failures {level['failures']}",
+                f"failures {level['failures']}"
+                + (f", {level['images_per_run']:.2f} images per run" if level["images_per_run"] else ""),
                 flush=True,
             )
 
@@ -309,15 +325,29 @@ def bench_model(name: str, stores: dict[str, Path], args: argparse.Namespace, wo
     return [outcome(name, setup, args) for setup in setups]
 
 
-def served_runtime(base_url: str) -> str:
-    """What the service's worker that answers says it runs (``auto`` measures at each worker's load)."""
+def metadata(base_url: str) -> dict:
+    """``/metadata`` from whichever of the service's workers answers."""
     host, port = base_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
         connection.request("GET", "/metadata")
-        return json.loads(connection.getresponse().read())["runtime"]
+        return json.loads(connection.getresponse().read())
     finally:
         connection.close()
+
+
+def served_runtime(base_url: str) -> str:
+    """What the service's worker that answers says it runs (``auto`` measures at each worker's load)."""
+    return metadata(base_url)["runtime"]
+
+
+def gathered(setup: Setup) -> tuple[int, int] | None:
+    """The gatherer's graph runs and images so far; None unless one worker gathers (two workers' counts,
+    read from whichever answers, do not subtract)."""
+    if setup.layout.workers != 1 or not setup.config.batch_wait_ms:
+        return None
+    report = metadata(setup.base_url)["batching"]
+    return report["total_runs"], report["total_images"]
 
 
 def markdown(result: dict) -> str:
@@ -348,10 +378,10 @@ def comparison(measured: list[dict], model: str) -> str:
     verdict = batched_against_today(measured, model)
     if verdict is None:
         return ""
-    gain, p50, clients = verdict
+    gain, p50, (few, most) = verdict.throughput, verdict.p50, verdict.clients
     return (
-        f"\n{model}, batched against today: throughput at {clients[1]} clients {gain:.2f}x (goal >= "
-        f"{BATCHED_THROUGHPUT_GOAL}: {'met' if gain >= BATCHED_THROUGHPUT_GOAL else 'MISSED'}); p50 at {clients[0]} "
+        f"\n{model}, batched against today: throughput at {most} clients {gain:.2f}x{verdict.spread} (goal >= "
+        f"{BATCHED_THROUGHPUT_GOAL}: {'met' if gain >= BATCHED_THROUGHPUT_GOAL else 'MISSED'}); p50 at {few} "
         f"client(s) {p50:.2f}x (goal <= {BATCHED_P50_GOAL}: {'met' if p50 <= BATCHED_P50_GOAL else 'MISSED'})."
     )
 
@@ -375,8 +405,8 @@ def main(argv: list[str] | None = None) -> dict:
         type=Layout.parse,
         help="gunicorn WORKERSxTHREADS to measure (default: gunicorn_conf.py's for each configuration)",
     )
-    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="service time per concurrency level")
-    parser.add_argument("--rounds", type=at_least(1), default=4, help="slices per level, alternating service and raw")
+    parser.add_argument("--seconds", type=positive_seconds, default=30.0, help="service time per concurrency level")
+    parser.add_argument("--rounds", type=at_least(1), default=6, help="slices per level, alternating service and raw")
     parser.add_argument(
         "--proxy",
         action=argparse.BooleanOptionalAction,

@@ -49,6 +49,7 @@ class Gatherer:
         self._preparing = 0
         self._busy = False
         self.runs: deque[int] = deque(maxlen=1000)  # images per graph run: what batching achieved
+        self.total_runs = self.total_images = 0  # since the model loaded: a reader takes differences
 
     @contextmanager
     def preparing(self) -> Iterator[None]:
@@ -111,7 +112,9 @@ class Gatherer:
             else:
                 jobs[0].error, jobs[0].done = failure, True
             return
-        self.runs.append(sum(len(job.batch) for job in jobs))
+        images = sum(len(job.batch) for job in jobs)
+        self.runs.append(images)
+        self.total_runs, self.total_images = self.total_runs + 1, self.total_images + images
         start = 0
         for job in jobs:
             rows = slice(start, start + len(job.batch))

@@ -179,6 +179,8 @@ class Predictor:
             "runs": len(runs),
             "mean_images_per_run": round(sum(runs) / len(runs), 3) if runs else None,
             "largest_run": max(runs, default=None),
+            "total_runs": self.gatherer.total_runs if self.gatherer else 0,
+            "total_images": self.gatherer.total_images if self.gatherer else 0,
         }
 
     def check(self, images: Sequence[bytes]) -> None:

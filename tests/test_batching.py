@@ -58,6 +58,7 @@ def test_concurrent_requests_share_runs_and_keep_their_own_answers(model_store: 
     assert sum(runs) == 8  # every image once
     assert len(runs) < len(requests)  # and fewer runs than requests
     assert list(gathered.gatherer.runs) == runs
+    assert (gathered.gatherer.total_runs, gathered.gatherer.total_images) == (len(runs), 8)
     for images, got in zip(requests, answers, strict=True):
         expected = alone.predict(images)
         assert [a["probability"] for a in got] == pytest.approx([a["probability"] for a in expected], abs=1e-6)

@@ -8,6 +8,8 @@ import io
 import itertools
 import json
 import math
+import re
+import statistics
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +19,7 @@ import pytest
 import torch
 
 from bench import cold_start, inference, report, serving, training
-from bench.common import model_store
+from bench.common import batched_against_today, model_store
 from inference.cores import available_cpus, default_workers
 
 
@@ -221,12 +223,25 @@ def test_serving_benchmark_loads_gunicorn_without_failures(serving_result: dict,
         assert all(level["requests"] > 0 and level["p50_ms"] <= level["p99_ms"] for level in model["levels"])
         assert all(level["server_p50_ms"] > 0 and level["raw_per_s"] > 0 for level in model["levels"])
         assert [level["raw_callers"] for level in model["levels"]] == [1, 2]
+        assert all(len(level["slice_throughputs"]) == 2 for level in model["levels"])  # one per round
+        assert all(rate > 0 for level in model["levels"] for rate in level["slice_throughputs"])
+    assert [level["images_per_run"] for level in today["levels"]] == [None, None]  # no gathering before issue 20
+    one, two = (level["images_per_run"] for level in batched["levels"])
+    if batched["workers"] == 1:  # the counts of one worker; two workers' do not subtract
+        assert one == 1.0  # a lone client never waits for company
+        assert 1.0 <= two <= 2.0
+    else:
+        assert one is two is None
     assert all(model["proxy"] for model in serving_result["models"])  # through nginx, as deployed
     table = (results / "serving.md").read_text()
     assert "goal >= 90%" in table
     assert "behind nginx" in table
     assert f"| mlp-small | batched | model.int8.onnx | {batched['runtime']} | {workers}x8 | 2 |" in table
     assert "mlp-small, batched against today: throughput at 2 clients" in table
+    gain = batched_against_today(serving_result["models"], "mlp-small")
+    assert len(gain.rounds) == 2  # one ratio per round, each of a pair of slices run in the same minutes
+    assert gain.throughput == pytest.approx(statistics.median(gain.rounds))
+    assert re.search(r"at 2 clients [0-9.]+x \(median of 2 paired rounds, [0-9.]+-[0-9.]+x; [0-9.]+x over", table)
 
 
 def test_serving_layouts_are_parsed_or_refused_by_name() -> None:

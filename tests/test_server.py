@@ -499,3 +499,4 @@ def test_concurrent_requests_on_one_worker_share_a_run(model_store: Path, tmp_pa
     assert (batching["wait_ms"], batching["max_images"]) == (200.0, 8)
     assert batching["largest_run"] > 1
     assert batching["runs"] < 8 + 3 * 8  # fewer runs than requests
+    assert (batching["total_runs"], batching["total_images"]) == (batching["runs"], 8 + 3 * 8)  # every image once
