@@ -405,6 +405,25 @@ def test_the_resize_uses_the_interpolation_the_model_was_trained_with(model_stor
     assert np.abs(bilinear.inputs([image])[0] - expected).max() > 0.01
 
 
+def test_the_colour_screen_names_what_is_not_tissue(small_root: Path) -> None:
+    """Its thresholds on a flat field, a greyscale photograph, half a slide, and the demo's patches."""
+    import skimage.data
+    from PIL import Image
+
+    from inference.screening import tissue_problem
+
+    grey = Image.fromarray(skimage.data.camera()).convert("RGB")
+    half = np.full((224, 224, 3), 245, np.uint8)
+    half[:, :112] = (180, 90, 160)  # eosin-pink on one half, bare glass on the other
+    assert tissue_problem(Image.new("RGB", (224, 224), (248, 248, 248))).startswith("the image is nearly uniform")
+    assert tissue_problem(grey).startswith("only 0% of the image is stained like tissue")
+    assert tissue_problem(Image.fromarray(half)) is None  # 50% stained: above the 20% asked for
+    half[:, 40:] = 245
+    assert tissue_problem(Image.fromarray(half)).startswith("only 18% of the image")
+    patches = sorted((small_root / "images").iterdir())[:8]
+    assert [tissue_problem(Image.open(path).convert("RGB")) for path in patches] == [None] * 8
+
+
 def test_every_answer_says_whether_the_image_is_like_the_training_images(model_store: Path, small_root: Path) -> None:
     """A synthetic landscape got "SSA 0.937" with nothing to say it was no slide at all."""
     import io
