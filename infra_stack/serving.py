@@ -277,7 +277,7 @@ class Ec2Service(Construct):
             IMAGE=image.image_uri,
             LOG_GROUP=service_logs.log_group_name,
             MODEL_NAME=served.model_name,
-            MODEL_VARIANT=served.model_variant,
+            MODEL_VARIANT=settings.service_model_variant or served.model_variant,
             PORT=str(port),
         )
         template = ec2.LaunchTemplate(

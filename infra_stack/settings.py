@@ -15,9 +15,11 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inference.environment import Variant  # the serving settings' own list: pydantic only, no onnxruntime
 
 CONTEXT_KEY = "mhist"
 RETENTION = {
@@ -169,9 +171,11 @@ class ServedModelSettings(Settings):
         title="a folder name (letters, digits, '.', '_', '-')",
         description="what both front doors serve (a folder of the model store)",
     )
-    model_variant: Literal["auto", "fp32", "int8"] = Field(
-        "auto", description="auto: the int8 file where its gate passed"
-    )
+    model_variant: Variant = Field("auto", description="auto: the int8 file where its gate passed")
+
+    def rules(self) -> list[Rule]:
+        lambda_can = self.model_variant != "bf16"  # only OpenVINO computes bf16, and the Lambda image lacks it
+        return [*super().rules(), ("model_variant", lambda_can, "auto, fp32 or int8 (bf16: service_model_variant)")]
 
 
 class LambdaSettings(Settings):
@@ -192,6 +196,9 @@ class ServiceSettings(Settings):
 
     service_instance_type: InstanceType = Field("c7i.large", description="the EC2 inference service")
     service_port: Port = Field(8080, description="the service's port on the instance")
+    service_model_variant: Annotated[Variant | None, Nullable] = Field(
+        None, description="null: model_variant; bf16 (the fp32 file in bfloat16 by OpenVINO) is served here only"
+    )
     service_min_instances: AtLeastOne = Field(1, description="the group's minimum size")
     service_desired_instances: Annotated[int | None, Nullable] = Field(
         None, description="null: the group starts at its minimum and scaling decides; else min..max"

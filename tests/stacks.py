@@ -42,6 +42,16 @@ def user_data(resource: dict) -> str:
     return "".join(part if isinstance(part, str) else _name(part) for part in parts)
 
 
+def service_script(template: Template) -> str:
+    """The service's user data (its launch template; MLflow's has none)."""
+    (launch_template,) = [
+        t
+        for t in resources(template, "AWS::EC2::LaunchTemplate").values()
+        if "UserData" in t["Properties"]["LaunchTemplateData"]
+    ]
+    return user_data(launch_template)
+
+
 def _name(token: dict) -> str:
     if "Ref" in token:
         return token["Ref"]

@@ -29,7 +29,7 @@ from infra_stack.settings import (
     settings_table,
 )
 from tests.conftest import REPO
-from tests.stacks import CONTEXT, resources, stack_in, synth
+from tests.stacks import CONTEXT, resources, service_script, stack_in, synth
 
 ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"}
 
@@ -157,6 +157,18 @@ def test_lambda_is_an_image_mounting_the_models(template: Template) -> None:
             "ReservedConcurrentExecutions": Match.absent(),
         },
     )
+
+
+def test_the_service_alone_may_serve_bf16(tmp_path: Path) -> None:
+    """bf16 is computed by OpenVINO, which only the EC2 image has: the Lambda keeps model_variant."""
+    _, template = synth(tmp_path, service_model_variant="bf16")
+    variants = [
+        f["Properties"]["Environment"]["Variables"].get("MODEL_VARIANT")
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("PackageType") == "Image"
+    ]
+    assert variants == ["auto"]
+    assert 'MODEL_VARIANT="bf16"' in service_script(template)
 
 
 def test_api_takes_images_with_keys_throttling_and_access_logs(template: Template) -> None:
@@ -300,6 +312,8 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_catches_a_real_finding(tmp_pat
         ({"lambda_reserved_concurrency": "ten"}, "lambda_reserved_concurrency='ten': Input should be a valid integer"),
         ({"alarm_db_free_storage_gb": 20}, "alarm_db_free_storage_gb=20: must be below db_allocated_storage_gb"),
         ({"model_name": "vit/base"}, "model_name='vit/base': must be a folder name"),
+        ({"model_variant": "bf16"}, "model_variant='bf16': must be auto, fp32 or int8 (bf16: service_model_variant)"),
+        ({"service_model_variant": "fp16"}, "service_model_variant='fp16': Input should be 'auto', 'fp32', 'int8'"),
         ({"max_azs": 2.5}, "max_azs=2.5: Input should be a valid integer"),
         ({"db_deletion_protection": "maybe"}, "db_deletion_protection='maybe': Input should be a valid boolean"),
         ({"stack_name": "1x"}, "stack_name='1x': must be a CloudFormation stack name"),

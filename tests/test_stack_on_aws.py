@@ -15,7 +15,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from tests.conftest import REPO
-from tests.stacks import CONTEXT, resources, stack_in, synth, user_data
+from tests.stacks import CONTEXT, resources, service_script, stack_in, synth, user_data
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 # Recommended flags we do not take, and why.
@@ -40,16 +40,6 @@ def statements(template: Template, role_id: str) -> list[dict]:
         if {"Ref": role_id} in p["Properties"]["Roles"]
         for s in p["Properties"]["PolicyDocument"]["Statement"]
     ]
-
-
-def service_script(template: Template) -> str:
-    """The service's user data (its launch template; MLflow's has none)."""
-    (launch_template,) = [
-        t
-        for t in resources(template, "AWS::EC2::LaunchTemplate").values()
-        if "UserData" in t["Properties"]["LaunchTemplateData"]
-    ]
-    return user_data(launch_template)
 
 
 def actions(statement: dict) -> list[str]:
