@@ -7,8 +7,9 @@ features; freezing the backbone first and then fine-tuning all of it slowly work
 import logging
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BaseFinetuning
+from torch.optim import Optimizer
 
 from training.bounds import NonNegativeInt, PositiveFloat
 from training.optim import restart_at
@@ -35,6 +36,21 @@ class FreezeThenUnfreeze(BaseFinetuning):
     def freeze_before_training(self, pl_module: LightningModule) -> None:
         if self.unfreeze_at_epoch > 0:
             self.freeze(pl_module.net.features, train_bn=self.train_bn)
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer) -> None:
+        """Averages the unfrozen backbone's gradients over the processes. DDP wraps the model after
+        ``setup`` froze it and reduces only what required gradients then, so each process stepped its
+        backbone on its own batches and the replicas drifted apart (Lightning issue 20340). One
+        collective per optimizer step, after any gradient accumulation and before clipping."""
+        if trainer.world_size < 2 or self.unfreeze_at_epoch == 0:
+            return
+        # a parameter without a gradient is unused by the model's forward, on every process alike
+        grads = [p.grad for p in pl_module.net.features.parameters() if p.requires_grad and p.grad is not None]
+        if not grads:  # phase 1: the backbone is frozen
+            return
+        flat = trainer.strategy.reduce(torch.cat([g.reshape(-1) for g in grads]), reduce_op="mean")
+        for grad, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(mean.view_as(grad))
 
     def finetune_function(self, pl_module: LightningModule, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         if self.unfreeze_at_epoch == 0 or epoch < self.unfreeze_at_epoch:
