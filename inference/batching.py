@@ -2,8 +2,10 @@
 
 No thread of its own: the first caller to find the graph idle runs the next batch for everyone
 queued (a leader), the others wait for their results. It waits up to ``wait_s`` for company only
-while another request of this process is still decoding its images (``preparing``), so a lone
-client never waits; under load, requests queue while the graph is busy and leave together. An
+while another request of this process is still decoding its images (``preparing``), or while fewer
+are queued than were here at once during the last run (answered, a service's clients come back one
+by one through HTTP), so a lone client never waits; under load, requests queue while the graph is
+busy and leave together. An
 answer is the same in any batch (static int8, DESIGN.md), and a run that fails is retried request
 by request, so one request's failure never fails its neighbours.
 """
@@ -47,6 +49,8 @@ class Gatherer:
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._preparing = 0
+        self._running = 0  # requests in the run under way
+        self._peak = 0  # the most requests in this process at once since the last run began
         self._busy = False
         self.runs: deque[int] = deque(maxlen=1000)  # images per graph run: what batching achieved
         self.total_runs = self.total_images = 0  # since the model loaded: a reader takes differences
@@ -55,6 +59,7 @@ class Gatherer:
     def preparing(self) -> Iterator[None]:
         with self._cond:
             self._preparing += 1
+            self._peak = max(self._peak, self._known())
         try:
             yield
         finally:
@@ -66,6 +71,7 @@ class Gatherer:
         job = _Job(list(names), batch)
         with self._cond:
             self._queue.append(job)
+            self._peak = max(self._peak, self._known())
             self._cond.notify_all()
             while not job.done:
                 if self._busy:
@@ -80,23 +86,33 @@ class Gatherer:
                     self._cond.acquire()
                     for unfinished in (j for j in jobs if not j.done):  # the leader was interrupted
                         unfinished.error, unfinished.done = RuntimeError("the batched run was interrupted"), True
-                    self._busy = False
+                    self._busy, self._running = False, 0
                     self._cond.notify_all()
         if job.error is not None:
             raise job.error
         return job.results
 
     def _gather(self) -> list[_Job]:
-        """Holding the lock: wait while others are decoding and there is room, then take the queue's head."""
-        deadline = time.monotonic() + self.wait_s
-        while self._preparing and self._queued() < self.max_images and (left := deadline - time.monotonic()) > 0:
+        """Holding the lock: while there is room, wait for those decoding, and for as many requests as were
+        here at once during the last run (answered, they come back), then take the queue's head."""
+        deadline, expected = time.monotonic() + self.wait_s, self._peak
+        while (
+            (self._preparing or len(self._queue) < expected)
+            and self._queued() < self.max_images
+            and (left := deadline - time.monotonic()) > 0
+        ):
             self._cond.wait(left)
         jobs = [self._queue.popleft()]
         images = len(jobs[0].batch)
         while self._queue and images + len(self._queue[0].batch) <= self.max_images:
             images += len(self._queue[0].batch)
             jobs.append(self._queue.popleft())
+        self._running = len(jobs)
+        self._peak = self._known()
         return jobs
+
+    def _known(self) -> int:
+        return self._preparing + len(self._queue) + self._running
 
     def _queued(self) -> int:
         return sum(len(job.batch) for job in self._queue)

@@ -106,3 +106,33 @@ def test_a_run_that_fails_is_retried_request_by_request() -> None:
     for i, result in enumerate(results[:-1]):
         assert [r.tolist() for r in result] == [[3.0 * i], [6.0 * i]][: 1 + i % 2]
     assert sum(gatherer.runs) == 4  # runs that answered: each good image once, whatever was gathered with it
+
+
+def test_a_leader_waits_for_the_company_of_the_last_run() -> None:
+    """Under load a service's clients come back one by one through HTTP, each still outside the process when
+    the first is ready: the leader waits (up to ``wait_s``) for as many requests as were here during the last
+    run, so a convoy stays whole instead of splitting into ever smaller runs."""
+
+    def graph(names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        time.sleep(0.02)
+        return [batch.sum(axis=1) for _ in names]
+
+    gatherer = Gatherer(graph, wait_s=0.5, max_images=8)
+    entered = threading.Barrier(4)
+
+    def client(i: int) -> float:
+        with gatherer.preparing():
+            entered.wait()  # the first round arrives together
+        gatherer.run(["p"], np.full((1, 3), float(i)))
+        time.sleep(0.03 * i)  # the second comes back staggered, none decoding when the first is ready
+        return gatherer.run(["p"], np.full((1, 3), float(i)))[0][0]
+
+    assert concurrently([lambda i=i: client(i) for i in range(4)]) == [0.0, 3.0, 6.0, 9.0]
+    assert list(gatherer.runs) == [4, 4]
+    started = time.perf_counter()
+    gatherer.run(["p"], np.zeros((1, 3)))  # the load gone: one wait for company that does not come
+    assert 0.5 <= time.perf_counter() - started < 2.0
+    started = time.perf_counter()
+    gatherer.run(["p"], np.zeros((1, 3)))  # and none after it
+    assert time.perf_counter() - started < 0.4
+    assert list(gatherer.runs) == [4, 4, 1, 1]
