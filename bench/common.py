@@ -66,7 +66,7 @@ class BatchedGain:
     clients: tuple[int, int]  # (fewest, most)
 
     @property
-    def throughput(self) -> float:
+    def throughput(self) -> float:  # shown to 3 decimals: 1.2955 printed as 1.30 read as met
         """The median of the rounds' ratios: each pair ran in the same minutes, so this VM's drift cancels
         within a pair, and one slice slowed by a neighbour moves the median little (the level's own ratio,
         1.29x, had rounds of 1.00 to 1.49x in one run)."""

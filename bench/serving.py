@@ -380,7 +380,7 @@ def comparison(measured: list[dict], model: str) -> str:
         return ""
     gain, p50, (few, most) = verdict.throughput, verdict.p50, verdict.clients
     return (
-        f"\n{model}, batched against today: throughput at {most} clients {gain:.2f}x{verdict.spread} (goal >= "
+        f"\n{model}, batched against today: throughput at {most} clients {gain:.3f}x{verdict.spread} (goal >= "
         f"{BATCHED_THROUGHPUT_GOAL}: {'met' if gain >= BATCHED_THROUGHPUT_GOAL else 'MISSED'}); p50 at {few} "
         f"client(s) {p50:.2f}x (goal <= {BATCHED_P50_GOAL}: {'met' if p50 <= BATCHED_P50_GOAL else 'MISSED'})."
     )
