@@ -378,11 +378,11 @@ def comparison(measured: list[dict], model: str) -> str:
     verdict = batched_against_today(measured, model)
     if verdict is None:
         return ""
-    gain, p50, (few, most) = verdict.throughput, verdict.p50, verdict.clients
+    few, most = verdict.clients
     return (
-        f"\n{model}, batched against today: throughput at {most} clients {gain:.3f}x{verdict.spread} (goal >= "
-        f"{BATCHED_THROUGHPUT_GOAL}: {'met' if gain >= BATCHED_THROUGHPUT_GOAL else 'MISSED'}); p50 at {few} "
-        f"client(s) {p50:.2f}x (goal <= {BATCHED_P50_GOAL}: {'met' if p50 <= BATCHED_P50_GOAL else 'MISSED'})."
+        f"\n{model}, batched against today: throughput at {most} clients {verdict.measured} (goal >= "
+        f"{BATCHED_THROUGHPUT_GOAL}: {'met' if verdict.throughput_met else 'MISSED'}); p50 at {few} client(s) "
+        f"{verdict.p50:.2f}x (goal <= {BATCHED_P50_GOAL}: {'met' if verdict.p50_met else 'MISSED'})."
     )
 
 
