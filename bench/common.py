@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -49,6 +50,32 @@ SATURATION_GOAL = 0.9  # service throughput at saturation over the raw predictor
 BATCHED_THROUGHPUT_GOAL = 1.3  # at least this many times today's throughput at the most clients
 BATCHED_P50_GOAL = 1.05  # p50 at one client at most this many times today's
 DATA_WAIT_GOAL = 0.1  # training: the most of a fit's time spent waiting for the next batch
+
+
+# a library this much faster than a peak kernel shows that kernel is not the hardware's best (AVX2's int8
+# kernel spilled its registers: 272 GOP/s where onnxruntime's matmuls reached 362); below it, noise
+PEAK_BEATEN_MARGIN = 1.05
+
+
+def beaten_peaks(inference: dict) -> dict[str, str]:
+    """The peaks (``int8_gops``, ...) that a library ran faster than in a ``bench.inference`` result, each
+    with what beat it: a floor at such a peak is not the machine's, so no goal is judged against it."""
+    reached: dict[str, list[tuple[float, str]]] = {kind: [] for kind in inference["ceilings"]}
+    for probe, kind in (("matmul_gflops", "fp32_gflops"), ("memory_gbps", "read_gbps")):
+        probed = inference.get("probes", {}).get(probe, {})
+        reached[kind] += [(rate, f"{label} alone") for label, rate in probed.items()]
+    for row in inference["rows"]:
+        profile = row.get("profile", {})
+        for field_name, kind in (("fp32_matmul_gflops", "fp32_gflops"), ("integer_matmul_gflops", "int8_gops")):
+            rate = profile.get(field_name, math.nan)
+            if kind in reached and math.isfinite(rate):
+                reached[kind].append((rate, f"{row['runtime']}'s matmuls in {row['model']} at batch {row['batch']}"))
+    beaten = {}
+    for kind, rates in reached.items():
+        best = max(rates, default=(0.0, ""))
+        if best[0] > inference["ceilings"][kind] * PEAK_BEATEN_MARGIN:
+            beaten[kind] = f"{best[1]} reached {best[0]:.0f}, the {kind} peak {inference['ceilings'][kind]:.0f}"
+    return beaten
 
 
 def is_served(row: dict) -> bool:
