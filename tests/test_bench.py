@@ -500,8 +500,11 @@ def test_report_gathers_benchmarks_and_runs_into_files_readme_and_mlflow(
         assert (out / plot).stat().st_size > 5000
         assert f"]({plot})" in text
     assert text.count("met:") + text.count("MISSED:") >= 4
-    assert "reads its weights at" in text  # the MLP's int8 goal says how near the bandwidth it ran
-    assert "of that peak" in text  # and how far the libraries alone are from the hardware's read rate
+    if "- not judged: mlp-small" in text:  # a library read faster than the read kernel in this run
+        assert "the read_gbps peak" in text
+    else:
+        assert "reads its weights at" in text  # the MLP's int8 goal says how near the bandwidth it ran
+        assert "of that peak" in text  # and how far the libraries alone are from the hardware's read rate
     assert "data:image/png;base64," in (out / "report.html").read_text()
     (cost,) = made["costs"]
     assert cost["ec2_usd_per_million"] == pytest.approx(
