@@ -55,13 +55,15 @@ DATA_WAIT_GOAL = 0.1  # training: the most of a fit's time spent waiting for the
 # a library this much faster than a peak kernel shows that kernel is not the hardware's best (AVX2's int8
 # kernel spilled its registers: 272 GOP/s where onnxruntime's matmuls reached 362); below it, noise
 PEAK_BEATEN_MARGIN = 1.05
+# which bench.inference library probe measures the rate of which peak (no int8 library probe)
+LIBRARY_PROBES = {"fp32_gflops": "matmul_gflops", "read_gbps": "memory_gbps"}
 
 
 def beaten_peaks(inference: dict) -> dict[str, str]:
     """The peaks (``int8_gops``, ...) that a library ran faster than in a ``bench.inference`` result, each
     with what beat it: a floor at such a peak is not the machine's, so no goal is judged against it."""
     reached: dict[str, list[tuple[float, str]]] = {kind: [] for kind in inference["ceilings"]}
-    for probe, kind in (("matmul_gflops", "fp32_gflops"), ("memory_gbps", "read_gbps")):
+    for kind, probe in LIBRARY_PROBES.items():
         probed = inference.get("probes", {}).get(probe, {})
         reached[kind] += [(rate, f"{label} alone") for label, rate in probed.items()]
     for row in inference["rows"]:

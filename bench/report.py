@@ -31,6 +31,7 @@ from bench.common import (
     COLD_START_GOAL_S,
     DATA_WAIT_GOAL,
     INT8_SPEEDUP_GOAL,
+    LIBRARY_PROBES,
     OF_FLOOR_GOALS,
     P50_OVERHEAD_GOAL_MS,
     RESULTS,
@@ -467,10 +468,9 @@ def _floor_detail(row: dict, inference: dict) -> str:
     their rate in the model and at the same shapes alone."""
     ceilings, best = inference["ceilings"], row.get("best_vs_floor", math.nan)
     detail = f" (fastest run {best:.2f}x the peak's fastest)" if math.isfinite(best) else ""
-    bandwidth = row["floor"] == "weights / bandwidth"
     kind = _floor_kind(row)
-    library = {"read_gbps": "memory_gbps", "fp32_gflops": "matmul_gflops"}.get(kind)  # no int8 library probe
-    rates = inference.get("probes", {}).get(library, {})
+    bandwidth = kind == "read_gbps"
+    rates = inference.get("probes", {}).get(LIBRARY_PROBES.get(kind), {})
     if rates:
         shares = ", ".join(f"{label} {rate / ceilings[kind]:.0%}" for label, rate in rates.items())
         detail += f"; the libraries alone reach {shares} of that peak"
