@@ -166,6 +166,7 @@ class Predictor:
             "load_seconds": self.load_seconds,
             "runtime": self.graph.runtime,
             "computed_in": self.graph.precision,
+            "fidelity": None if self.graph.fidelity is None else self.graph.fidelity.report(),
         }
         limits = {k: getattr(self.limits, k) for k in ("max_bytes", "max_batch", "max_request_bytes")}  # what to send
         return {**card, "threshold": self.threshold, **served, "limits": limits, "batching": self.batching_report()}

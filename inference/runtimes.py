@@ -1,11 +1,15 @@
 """The runtimes that run the ONNX file, behind one call: onnxruntime (always installed, the fallback)
 and OpenVINO (the EC2 image has it; the Lambda image does not, for its size and cold start).
 
-``auto`` measures both on the file as it loads and keeps the faster, provided the two agree on a
-probe batch: which runtime wins depends on the CPU (OpenVINO uses AMX and VNNI where onnxruntime's
-CPU provider uses less), so it is measured where it is served, never assumed. Both read the same
-file and its ``metadata_props``. ``bf16`` (``MODEL_VARIANT=bf16``) is the fp32 file computed in
-bfloat16 by OpenVINO, which alone of the two has it; a CPU without bf16 instructions runs it in fp32.
+Every runtime is judged, as the file loads, against the fp32 file's own answers: the export records
+the fp32 probabilities on a probe batch (``probe_fp32``) and how far this file was from them on the
+exporting CPU (``probe_distance``, the distance its int8 gate accepted). A runtime within a small
+multiple of that distance reproduces what was gated; ``auto`` serves the fastest of those, and the
+closest, with a warning, where none is. Which runtime wins depends on the CPU (OpenVINO uses AMX and
+VNNI where onnxruntime's CPU provider uses less), so it is measured where it is served, never
+assumed. Both read the same file and its ``metadata_props``. ``bf16`` (``MODEL_VARIANT=bf16``) is the
+fp32 file computed in bfloat16 by OpenVINO, which alone of the two has it; a CPU without bf16
+instructions runs it in fp32.
 
 ``import openvino`` sends an event to Google Analytics when its telemetry package is installed
 (opted in unless a consent file says otherwise); without that package it uses its own stub, so
@@ -38,23 +42,66 @@ PROBE_REPEATS = 5
 # pool, OpenVINO's TBB), and a run timed meanwhile got half the cores: OpenVINO, 25% faster than onnxruntime
 # at batch 4 run alone, measured 5% slower in turn without it (ViT-B int8 on 2 cores of a Zen 5)
 PROBE_SETTLE_S = 0.1
-# auto keeps OpenVINO only if its probabilities are this close to onnxruntime's, by the file's precision. int8:
-# the two round differently (onnxruntime's AVX2 kernel sums u8*s8 pairs in int16; 0.0017 apart on a tiny
-# ViT), and 0.01 is a third of the ViT-B int8 file's own distance from fp32
-AGREEMENT_ATOL = {"fp32": 1e-3, "int8": 1e-2}
+PROBE_IMAGES = max(PROBE_BATCHES)
+# a runtime reproduces the file if it is within this multiple of the file's distance from fp32 at export, or
+# within the floor: runtimes round int8 differently (onnxruntime's AVX2 kernel sums u8*s8 pairs in int16),
+# and a fp32 file is 0 from itself where OpenVINO's fp32 is about 1e-6 from onnxruntime's
+FIDELITY_FACTOR = 2.0
+FIDELITY_FLOOR = 1e-3
+# a runtime with none to be chosen against is judged on the first probe image only: the ViT's whole probe
+# batch would add 8 images' time to a Lambda cold start (its goal 1.5 s), and a file of ours answers each
+# image alike in any batch
+JUDGED_ALONE_IMAGES = 1
 # OpenVINO must be this much faster: each worker measures on its own, and two workers timing the runtimes
 # nearly alike split between them, so one service's answers differed by worker (4e-6 in a CI run)
 OPENVINO_MARGIN = 0.1
 
 
+def probe_batch(size: int) -> np.ndarray:
+    """The images every runtime is judged on, at export and at load: seeded noise in the normalized space."""
+    return np.random.default_rng(0).normal(size=(PROBE_IMAGES, 3, size, size)).astype(np.float32)
+
+
+def allowance(at_export: float) -> float:
+    """How far from ``probe_fp32`` a runtime may be, for a file that was ``at_export`` from it when gated."""
+    return max(FIDELITY_FACTOR * at_export, FIDELITY_FLOOR)
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A loaded runtime's largest probability difference from the fp32 file's recorded answers on
+    ``images`` of the probe batch, beside the file's own at export. ``allowed`` is None where nothing is
+    judged: bf16 computes the fp32 file in another precision than any gate ran in, so it is reported only."""
+
+    measured: float
+    at_export: float
+    allowed: float | None
+    images: int
+
+    @property
+    def within(self) -> bool | None:
+        return None if self.allowed is None else self.measured <= self.allowed
+
+    def report(self) -> dict[str, float | bool | None]:
+        return {
+            "measured": self.measured,
+            "allowed": self.allowed,
+            "at_export": self.at_export,
+            "within": self.within,
+            "images": self.images,
+        }
+
+
 class Graph(Protocol):
-    """A loaded file: its metadata, its outputs, the precision it computes in, and one run of named
-    outputs on an ``image`` batch."""
+    """A loaded file: its metadata, its outputs, the precision it computes in, how closely it reproduces
+    the fp32 file (None: the file records no probe answers), and one run of named outputs on an
+    ``image`` batch."""
 
     runtime: str
     metadata: dict[str, str]
     outputs: frozenset[str]
     precision: str
+    fidelity: Fidelity | None
 
     def run(self, names: Sequence[str], batch: np.ndarray) -> list[np.ndarray]: ...
 
@@ -63,6 +110,7 @@ class Graph(Protocol):
 class OnnxRuntimeGraph:
     session: ort.InferenceSession
     runtime: str = "onnxruntime"
+    fidelity: Fidelity | None = None
 
     @classmethod
     def open(cls, path: Path, threads: int, precision: Precision = "fp32") -> OnnxRuntimeGraph:
@@ -95,6 +143,7 @@ class OpenVinoGraph:
     metadata: dict[str, str]
     precision: str  # what its floating-point layers compute in (an int8 file's int8 layers stay int8)
     runtime: str = "openvino"
+    fidelity: Fidelity | None = None
 
     @classmethod
     def open(cls, path: Path, threads: int, precision: Precision = "fp32") -> OpenVinoGraph:
@@ -149,47 +198,86 @@ def openvino_installed() -> bool:
 
 
 def open_graph(path: Path, runtime: Runtime, threads: int, precision: Precision = "fp32") -> Graph:
-    """The file in ``runtime``; ``auto``: the faster of the two that agree, onnxruntime without OpenVINO
-    (bf16: OpenVINO, the only one that has it)."""
+    """The file in ``runtime``, judged against its fp32 answers; ``auto``: the fastest that reproduces
+    them, of onnxruntime and OpenVINO where it is installed (bf16: OpenVINO, the only one that has it)."""
     if precision == "bf16" and runtime == "auto":
         runtime = "openvino"
     if runtime != "auto":
-        return OPENERS[runtime](path, threads, precision)
-    fallback = OnnxRuntimeGraph.open(path, threads)
-    if not openvino_installed():
-        return fallback
-    try:
-        candidate = OpenVinoGraph.open(path, threads)
-    except Exception as error:  # noqa: BLE001 - a file OpenVINO cannot read is still served, by onnxruntime
-        log.warning("OpenVINO cannot load %s (%s); serving it with onnxruntime", path, error)
-        return fallback
+        graph = OPENERS[runtime](path, threads, precision)
+        fidelity = judge(graph, JUDGED_ALONE_IMAGES)
+        if fidelity is not None and fidelity.within is False:
+            log.warning("%s: %s; served because %s was asked for by name", path, _distance(graph), runtime)
+        return graph
+    graphs: list[Graph] = [OnnxRuntimeGraph.open(path, threads)]
+    if openvino_installed():
+        try:
+            graphs.append(OpenVinoGraph.open(path, threads))
+        except Exception as error:  # noqa: BLE001 - a file OpenVINO cannot read is still served, by onnxruntime
+            log.warning("OpenVINO cannot load %s (%s); serving it with onnxruntime", path, error)
+    return choose(path, graphs)
+
+
+def judge(graph: Graph, images: int = PROBE_IMAGES) -> Fidelity | None:
+    """Runs the first ``images`` of the probe batch and sets ``graph.fidelity``; None for a file that
+    records no probe answers."""
+    metadata = graph.metadata
+    if "probe_fp32" not in metadata or "input_size" not in metadata:
+        return None
+    reference = np.asarray(json.loads(metadata["probe_fp32"]), dtype=np.float64)[:images]
+    probe = probe_batch(int(json.loads(metadata["input_size"])[-1]))[:images]
+    (answers,) = graph.run(["probability"], probe)
+    at_export = float(metadata.get("probe_distance", "0"))
+    measured = float(np.max(np.abs(answers - reference)))
+    allowed = None if graph.precision == "bf16" else allowance(at_export)
+    graph.fidelity = Fidelity(measured, at_export, allowed, len(answers))
+    return graph.fidelity
+
+
+def choose(path: Path, graphs: Sequence[Graph]) -> Graph:
+    """Of ``graphs`` (the first the fallback), the fastest that reproduces the file, summed over
+    ``PROBE_BATCHES``; another than the first only if faster by ``OPENVINO_MARGIN``. Says what was
+    measured either way."""
+    fallback = graphs[0]
     if "input_size" not in fallback.metadata:  # not a model of ours: the predictor refuses it by name
         return fallback
-    return choose(path, fallback, candidate)
-
-
-def choose(path: Path, fallback: Graph, candidate: Graph) -> Graph:
-    """``candidate`` if it agrees with ``fallback`` on a probe batch and costs less per image, summed over
-    ``PROBE_BATCHES``; says what was measured either way."""
-    size = int(json.loads(fallback.metadata["input_size"])[-1])
-    probe = np.random.default_rng(0).normal(size=(max(PROBE_BATCHES), 3, size, size)).astype(np.float32)
-    answers = [graph.run(["probability"], probe)[0] for graph in (fallback, candidate)]
-    difference = float(np.max(np.abs(answers[0] - answers[1])))
-    allowed = agreement_atol(fallback.metadata)
-    if difference > allowed:
-        problem = f"OpenVINO's probabilities differ from onnxruntime's by {difference:.3g} (allowed {allowed:g})"
-        log.warning("%s: %s; serving onnxruntime", path, problem)
+    images = PROBE_IMAGES if len(graphs) > 1 else JUDGED_ALONE_IMAGES
+    fidelities = {graph.runtime: judge(graph, images) for graph in graphs}
+    if None in fidelities.values():
+        log.info(
+            "%s records no probe answers (exported before they were); serving %s, the runtime its int8 gate ran on",
+            path,
+            fallback.runtime,
+        )
         return fallback
-    costs = _costs((fallback, candidate), probe)
-    faster = costs[candidate.runtime] < costs[fallback.runtime] * (1 - OPENVINO_MARGIN)
-    chosen = candidate if faster else fallback
+    within = [graph for graph in graphs if fidelities[graph.runtime].within]
+    distances = "; ".join(f"{graph.runtime} {_distance(graph)}" for graph in graphs)
+    if not within:
+        closest = min(graphs, key=lambda graph: fidelities[graph.runtime].measured)
+        log.warning(
+            "%s: no runtime reproduces the exported answers: %s; serving the closest, %s",
+            path,
+            distances,
+            closest.runtime,
+        )
+        return closest
+    if len(within) == 1:
+        alone = ", the only one within" if len(graphs) > 1 else ""
+        log.info("%s: %s; serving %s%s", path, distances, within[0].runtime, alone)
+        return within[0]
+    probe = probe_batch(int(json.loads(fallback.metadata["input_size"])[-1]))
+    costs = _costs(within, probe)
+    best = min(within[1:], key=lambda graph: costs[graph.runtime])
+    chosen = best if costs[best.runtime] < costs[within[0].runtime] * (1 - OPENVINO_MARGIN) else within[0]
     measured = ", ".join(f"{name} {ms:.1f} ms/image" for name, ms in costs.items())
-    log.info("%s: %s; serving %s (they agree to %.2g)", path, measured, chosen.runtime, difference)
+    log.info("%s: %s; %s; serving %s", path, measured, distances, chosen.runtime)
     return chosen
 
 
-def agreement_atol(metadata: dict[str, str]) -> float:
-    return AGREEMENT_ATOL["int8" if metadata.get("precision") == "int8" else "fp32"]
+def _distance(graph: Graph) -> str:
+    fidelity = graph.fidelity
+    assert fidelity is not None  # judged
+    allowed = "not judged" if fidelity.allowed is None else f"allowed {fidelity.allowed:.3g}"
+    return f"{fidelity.measured:.3g} from the fp32 answers ({allowed}; {fidelity.at_export:.3g} at export)"
 
 
 def _costs(graphs: Sequence[Graph], probe: np.ndarray) -> dict[str, float]:

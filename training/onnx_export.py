@@ -25,6 +25,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from torch import nn
 
 from inference.metrics import auroc
+from inference.runtimes import probe_batch
 
 OPSET = 18  # onnxruntime's CPU provider covers it fully
 PARITY_ATOL = 1e-4
@@ -249,6 +250,15 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Iterable[np.nda
     finally:
         Path(tmp).unlink(missing_ok=True)
     return int8_path
+
+
+def probe_record(fp32_path: Path, path: Path, input_size: int) -> dict[str, object]:
+    """What serving judges each runtime by (``inference.runtimes``): the fp32 file's probabilities on the
+    probe batch, and ``path``'s largest distance from them here, in onnxruntime (0 for the fp32 file)."""
+    probe = probe_batch(input_size)
+    reference = run_onnx(session(fp32_path), probe)
+    distance = 0.0 if path == fp32_path else float(np.max(np.abs(run_onnx(session(path), probe) - reference)))
+    return {"probe_fp32": [float(p) for p in reference], "probe_distance": f"{distance:.6g}"}
 
 
 def check_parity(reference: np.ndarray, exported: np.ndarray, threshold: float, *, atol: float = PARITY_ATOL) -> float:
