@@ -2,11 +2,17 @@
  * and memory read bandwidth, on every thread OpenMP is given. Built by bench/peaks.py with
  * gcc -O3 -march=native -fopenmp; each kernel uses the widest instructions this CPU has and says
  * which (isa_*). Each returns the work it did (FLOPs, integer ops, bytes) so the caller divides by
- * the time it measured. Independent accumulator chains hide the instruction latency. */
+ * the time it measured. Independent accumulator chains hide the instruction latency.
+ * Where the CPU has AMX (Sapphire Rapids and later: the c7i), its tile kernels are further int8 and
+ * bf16 candidates; bench/peaks.py times both kinds and keeps the faster. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__AMX_TILE__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define CHAINS 12
 /* AVX2's int8 chain holds two products besides its accumulator: 12 of them spill out of the 16 ymm
@@ -165,6 +171,123 @@ double read_bytes(const float *buffer, size_t count) {
     volatile double keep = sink;
     (void)keep;
     return (double)(blocks * 64) * sizeof(float);
+}
+
+#if defined(__AMX_TILE__)
+/* Linux hands AMX's tile state to a process only when asked (arch_prctl ARCH_REQ_XCOMP_PERM for
+ * XFEATURE_XTILEDATA, Linux 5.16+); refused (an older kernel, a hypervisor that hides it), no AMX peak. */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_permitted(void) { return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0; }
+
+/* Palette 1: every tile 16 rows of 64 bytes, the largest, so one instruction does the most work. */
+struct tile_config {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+static void amx_configure(void) {
+    struct tile_config config = {0};
+    config.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        config.colsb[t] = 64;
+        config.rows[t] = 16;
+    }
+    _tile_loadconfig(&config);
+}
+
+/* A 2x2 block of accumulator tiles (tmm0-3) from two A tiles (tmm4-5) and two B tiles (tmm6-7), as a
+ * GEMM's inner loop holds them: four independent chains, each instruction 16 x 16 outputs. */
+#define AMX_KERNEL(dot)                                                  \
+    do {                                                                 \
+        for (long i = 0; i < iterations; i++) {                          \
+            dot(0, 4, 6);                                                \
+            dot(1, 4, 7);                                                \
+            dot(2, 5, 6);                                                \
+            dot(3, 5, 7);                                                \
+        }                                                                \
+    } while (0)
+
+static double amx_run(long iterations, int bf16) {
+    if (!amx_permitted()) return 0.0;
+    double sink = 0.0;
+    int threads = 0;
+#pragma omp parallel reduction(+ : sink, threads)
+    {
+        uint8_t operands[16 * 64], results[4][16 * 64];
+        for (int j = 0; j < 16 * 64; j++) operands[j] = bf16 ? (j % 2 ? 0x3f : 0x80) : (uint8_t)(j % 7);
+        amx_configure();
+        /* the tile intrinsics name their register by a constant: no loops over tiles */
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        _tile_loadd(4, operands, 64);
+        _tile_loadd(5, operands, 64);
+        _tile_loadd(6, operands, 64);
+        _tile_loadd(7, operands, 64);
+        if (bf16) {
+#if defined(__AMX_BF16__)
+            AMX_KERNEL(_tile_dpbf16ps);
+#endif
+        } else {
+#if defined(__AMX_INT8__)
+            AMX_KERNEL(_tile_dpbssd);
+#endif
+        }
+        _tile_stored(0, results[0], 64);
+        _tile_stored(1, results[1], 64);
+        _tile_stored(2, results[2], 64);
+        _tile_stored(3, results[3], 64);
+        _tile_release();
+        for (int t = 0; t < 4; t++) sink += results[t][0] + results[t][16 * 64 - 1];
+        threads += 1;
+    }
+    volatile double keep = sink;
+    (void)keep;
+    /* multiply-adds per instruction: 16 x 16 outputs, each a sum over 64 int8 or 32 bf16 pairs */
+    return 2.0 * 16.0 * 16.0 * (bf16 ? 32.0 : 64.0) * 4.0 * (double)iterations * threads;
+}
+#endif
+
+const char *isa_amx_int8(void) {
+#if defined(__AMX_INT8__)
+    return "amx-int8 tdpbssd";
+#else
+    return "none";
+#endif
+}
+
+const char *isa_amx_bf16(void) {
+#if defined(__AMX_BF16__)
+    return "amx-bf16 tdpbf16ps";
+#else
+    return "none";
+#endif
+}
+
+/* Integer ops done: 2 per s8 x s8 multiply-add; 0 without AMX int8 (not built for it, or refused). */
+double amx_int8_dot(long iterations) {
+#if defined(__AMX_INT8__)
+    return amx_run(iterations, 0);
+#else
+    (void)iterations;
+    return 0.0;
+#endif
+}
+
+/* FLOPs done: 2 per bf16 multiply-add; 0 without AMX bf16. */
+double amx_bf16_dot(long iterations) {
+#if defined(__AMX_BF16__)
+    return amx_run(iterations, 1);
+#else
+    (void)iterations;
+    return 0.0;
+#endif
 }
 
 int threads(void) { return omp_get_max_threads(); }

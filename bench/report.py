@@ -42,6 +42,7 @@ from bench.common import (
     batched_against_today,
     beaten_peaks,
     describe,
+    floor_kind,
     folder,
     is_served,
     markdown_table,
@@ -454,13 +455,6 @@ def cost_section(rows: list[dict], prices: Prices, cpus: int, out: Path) -> Sect
     return section
 
 
-def _floor_kind(row: dict) -> str:
-    """The peak a row's floor is at: ``read_gbps``, ``int8_gops`` or ``fp32_gflops``."""
-    if row["floor"] == "weights / bandwidth":
-        return "read_gbps"
-    return "int8_gops" if "int8" in row["floor"] else "fp32_gflops"
-
-
 def _floor_detail(row: dict, inference: dict) -> str:
     """Why a row is where it is: its fastest run against the fastest run of the peak's kernel; where
     the libraries themselves stand against that peak; against a bandwidth floor, the rate at which it
@@ -468,7 +462,7 @@ def _floor_detail(row: dict, inference: dict) -> str:
     their rate in the model and at the same shapes alone."""
     ceilings, best = inference["ceilings"], row.get("best_vs_floor", math.nan)
     detail = f" (fastest run {best:.2f}x the peak's fastest)" if math.isfinite(best) else ""
-    kind = _floor_kind(row)
+    kind = floor_kind(row)
     bandwidth = kind == "read_gbps"
     rates = inference.get("probes", {}).get(LIBRARY_PROBES.get(kind), {})
     if rates:
@@ -506,7 +500,7 @@ def goals_section(results: dict[str, dict]) -> Section:
             goal = OF_FLOOR_GOALS.get((model.startswith("mlp"), batch)) if is_served(row) else None
             if goal is not None and math.isfinite(row.get("vs_floor", math.nan)):
                 within = f"{model} served ({runtime}) at batch {batch}: at most {goal}x its floor ({row['floor']})"
-                kind = _floor_kind(row)
+                kind = floor_kind(row)
                 if kind in beaten:
                     lines.append(f"- not judged: {within} (the peak is not this CPU's: {beaten[kind]})")
                     continue

@@ -165,6 +165,15 @@ def test_the_native_peaks_are_the_work_they_claim() -> None:
     assert lib.int8_dot(10) == threads * int8_chains * 10 * 2 * int8_lanes
     buffer = np.ones(1024, dtype=np.float32)
     assert lib.read_bytes(buffer.ctypes.data, buffer.size) == 4096
+    # AMX: 4 tile instructions an iteration, each 16 x 16 outputs summed over 64 int8 or 32 bf16 pairs;
+    # no work where this build or CPU lacks it (Linux lists amx_int8 only where it hands out the tile state)
+    flags = Path("/proc/cpuinfo").read_text().split()
+    for kernel, isa, feature, depth in (
+        (lib.amx_int8_dot, lib.isa_amx_int8, "amx_int8", 64),
+        (lib.amx_bf16_dot, lib.isa_amx_bf16, "amx_bf16", 32),
+    ):
+        usable = isa().decode() != "none" and feature in flags
+        assert kernel(10) == (threads * 4 * 10 * 2 * 16 * 16 * depth if usable else 0.0)
 
 
 def test_floor_work_is_flops_or_weight_bytes_where_a_floor_applies() -> None:
@@ -633,6 +642,24 @@ def test_a_floor_a_library_beats_is_not_judged() -> None:
     lines = report.goals_section({"inference": result}).text
     assert [line.split(":")[0] for line in lines if "its floor" in line] == ["- not judged", "- not judged"]
     result["ceilings"] |= {"int8_gops": 366.5, "read_gbps": 33.0}  # 362 and 33 are within noise of these
+    for row in rows:  # and the rows, against these peaks, are about at their floors
+        row["best_vs_floor"] = 1.0
     assert report.beaten_peaks(result) == {}
     verdicts = [line.split(":")[0] for line in report.goals_section({"inference": result}).text if "floor" in line]
     assert verdicts == ["- met", "- met"]
+
+
+def test_a_whole_model_faster_than_its_floor_beats_the_peak() -> None:
+    """On an AMX Xeon, before the AMX kernels, OpenVINO's bf16 ViT ran at 0.28x its floor at the AVX-512
+    bf16 peak: a model faster than its floor shows the peak kernel is not the CPU's best, whatever its
+    library's profile says (OpenVINO has none here)."""
+    row = {"model": "vit_base_patch16_224", "batch": 8, "runtime": "openvino-bf16", "floor": "FLOPs / bf16 peak"}
+    result = {"ceilings": {"fp32_gflops": 267.0, "bf16_gflops": 136.0}, "probes": {}, "rows": [row]}
+    assert report.floor_kind(row) == "bf16_gflops"
+    assert report.beaten_peaks(result | {"rows": [row | {"best_vs_floor": 0.97}]}) == {}  # noise
+    beaten = report.beaten_peaks(result | {"rows": [row | {"best_vs_floor": 0.28}]})
+    assert list(beaten) == ["bf16_gflops"]
+    assert "openvino-bf16" in beaten["bf16_gflops"]
+    assert "486" in beaten["bf16_gflops"]  # 136 / 0.28
+    probed = {"bf16_matmul_gflops": {"torch bf16 3072^3": 900.0}}  # a library probe alone beats it too
+    assert "torch bf16 3072^3 alone" in report.beaten_peaks(result | {"probes": probed})["bf16_gflops"]
