@@ -60,12 +60,20 @@ PEAK_KINDS = ("fp32_gflops", "int8_gops", "bf16_gflops", "read_gbps")  # bench.p
 LIBRARY_PROBES = {"fp32_gflops": "matmul_gflops", "bf16_gflops": "bf16_matmul_gflops", "read_gbps": "memory_gbps"}
 
 
+BANDWIDTH_FLOOR = "weights / bandwidth"  # a bench.inference row's floor at the read rate
+
+
+def flops_floor(kind: str) -> str:
+    """A ``bench.inference`` row's floor at the ``kind`` peak (``int8_gops``: "FLOPs / int8 peak")."""
+    return f"FLOPs / {kind.split('_')[0]} peak"
+
+
 def floor_kind(row: dict) -> str | None:
     """The peak a ``bench.inference`` row's floor is at (``read_gbps``, ``int8_gops``, ``bf16_gflops``,
     ``fp32_gflops``); None where its precision has no peak on this CPU."""
-    if row["floor"] == "weights / bandwidth":
+    if row["floor"] == BANDWIDTH_FLOOR:
         return "read_gbps"
-    return next((kind for kind in PEAK_KINDS if row["floor"] == f"FLOPs / {kind.split('_')[0]} peak"), None)
+    return next((kind for kind in PEAK_KINDS if row["floor"] == flops_floor(kind)), None)
 
 
 def beaten_peaks(inference: dict) -> dict[str, str]:
@@ -415,7 +423,7 @@ def dynamic_int8_store(names: Sequence[str], store: Path) -> Path:
     ``bench.serving``'s side-by-side with today's service."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from training.onnx_export import probe_record, read_metadata, without_root_messages, write_metadata
+    from training.onnx_export import probe_records, read_metadata, without_root_messages, write_metadata
 
     root = store.parent / f"{store.name}-dynamic"
     for name in names:
@@ -428,7 +436,7 @@ def dynamic_int8_store(names: Sequence[str], store: Path) -> Path:
         with without_root_messages("Please consider"):
             quantize_dynamic(fp32, partial, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
         metadata = {**read_metadata(store / name / FILES["int8"]), "quantization": "dynamic"}
-        write_metadata(partial, {**metadata, **probe_record(fp32, partial, 224)})
+        write_metadata(partial, {**metadata, **probe_records(fp32, [partial], 224)[0]})
         partial.replace(target)
     return root
 
@@ -442,14 +450,15 @@ def _static_int8(path: Path) -> bool:
 
 def _record_probe(folder: Path) -> None:
     """Adds the probe record to files kept from before it was exported (no re-export: minutes for ViT-B)."""
-    from training.onnx_export import probe_record, read_metadata, write_metadata
+    from training.onnx_export import probe_records, read_metadata, write_metadata
 
     fp32 = folder / FILES["fp32"]
-    for path in (folder / FILES[variant] for variant in ("fp32", "int8")):
-        metadata = read_metadata(path)
-        if "probe_fp32" not in metadata:
-            size = int(json.loads(metadata["input_size"])[-1])
-            write_metadata(path, {**metadata, **probe_record(fp32, path, size)})
+    files = {path: read_metadata(path) for path in (fp32, folder / FILES["int8"])}
+    unrecorded = [path for path, metadata in files.items() if "probe_fp32" not in metadata]
+    if unrecorded:
+        size = int(json.loads(files[fp32]["input_size"])[-1])
+        for path, record in zip(unrecorded, probe_records(fp32, unrecorded, size), strict=True):
+            write_metadata(path, {**files[path], **record})
 
 
 def _export_random(name: str, folder: Path) -> None:
@@ -472,10 +481,10 @@ def _export_random(name: str, folder: Path) -> None:
         run_id=RANDOM_WEIGHTS_RUN,
         metrics={},
     )
-    fp32_meta = {**metadata, "precision": "fp32", "servable": "true", **ox.probe_record(fp32, fp32, 224)}
-    ox.write_metadata(fp32, fp32_meta)
+    fp32_record, int8_record = ox.probe_records(fp32, (fp32, int8), 224)
+    ox.write_metadata(fp32, {**metadata, "precision": "fp32", "servable": "true", **fp32_record})
     int8_meta = {**metadata, "precision": "int8", "quantization": STATIC_INT8, "servable": "true"}  # no gate
-    ox.write_metadata(int8, {**int8_meta, **ox.probe_record(fp32, int8, 224)})
+    ox.write_metadata(int8, {**int8_meta, **int8_record})
 
 
 def sample_png(seed: int = 0, size: int = 224) -> bytes:

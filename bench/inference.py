@@ -38,6 +38,7 @@ import onnxruntime as ort
 import torch
 
 from bench.common import (
+    BANDWIDTH_FLOOR,
     RUNTIMES,
     add_output_arguments,
     at_least,
@@ -45,6 +46,7 @@ from bench.common import (
     build_network,
     describe,
     dynamic_int8_store,
+    flops_floor,
     is_served,
     markdown_table,
     model_store,
@@ -343,8 +345,8 @@ def difference(one: Loaded, images: np.ndarray, reference: np.ndarray) -> float:
 
 def floor_name(is_mlp: bool, bound: tuple[str, float] | None) -> str:
     if is_mlp:
-        return "weights / bandwidth"
-    return f"FLOPs / {bound[0].split('_')[0]} peak" if bound else "none: this CPU has no instruction for it"
+        return BANDWIDTH_FLOOR
+    return flops_floor(bound[0]) if bound else "none: this CPU has no instruction for it"
 
 
 @dataclass

@@ -241,18 +241,17 @@ def choose(path: Path, graphs: Sequence[Graph]) -> Graph:
     if "input_size" not in fallback.metadata:  # not a model of ours: the predictor refuses it by name
         return fallback
     images = PROBE_IMAGES if len(graphs) > 1 else JUDGED_ALONE_IMAGES
-    fidelities = {graph.runtime: judge(graph, images) for graph in graphs}
-    if None in fidelities.values():
+    if any(judge(graph, images) is None for graph in graphs):  # the same file's record: none lacks it alone
         log.info(
             "%s records no probe answers (exported before they were); serving %s, the runtime its int8 gate ran on",
             path,
             fallback.runtime,
         )
         return fallback
-    within = [graph for graph in graphs if fidelities[graph.runtime].within]
+    within = [graph for graph in graphs if graph.fidelity.within]
     distances = "; ".join(f"{graph.runtime} {_distance(graph)}" for graph in graphs)
     if not within:
-        closest = min(graphs, key=lambda graph: fidelities[graph.runtime].measured)
+        closest = min(graphs, key=lambda graph: graph.fidelity.measured)
         log.warning(
             "%s: no runtime reproduces the exported answers: %s; serving the closest, %s",
             path,

@@ -121,7 +121,7 @@ def test_openvino_is_judged_on_the_int8_vit_as_onnxruntime_exported_it(vit_files
     """The static int8 ViT as exported with its record: both runtimes judged against fp32's answers."""
     int8 = vit_files["int8"]
     ox.write_metadata(
-        int8, {"input_size": [3, 224, 224], "precision": "int8", **ox.probe_record(vit_files["fp32"], int8, 224)}
+        int8, {"input_size": [3, 224, 224], "precision": "int8", **ox.probe_records(vit_files["fp32"], [int8], 224)[0]}
     )
     at_export = float(ox.read_metadata(int8)["probe_distance"])
     graphs = [OnnxRuntimeGraph.open(int8, 2), OpenVinoGraph.open(int8, 2)]

@@ -165,7 +165,8 @@ def export_checkpoint(
     cutoffs = {name: f"{ood.cutoff(val[f'{name}_ood']):.6g}" for name in sessions}  # each file on its own scores
     fp32_meta = {**metadata, "precision": "fp32", "servable": "true", "parity_max_abs_diff": f"{parity:.3g}"}
     fp32_meta["ood_cutoff"] = cutoffs["fp32"]
-    fp32_meta |= ox.probe_record(fp32_path, fp32_path, size)
+    fp32_record, int8_record = ox.probe_records(fp32_path, (fp32_path, int8_path), size)
+    fp32_meta |= fp32_record
     int8_meta = {
         **metadata,
         "ood_cutoff": cutoffs["int8"],
@@ -174,7 +175,7 @@ def export_checkpoint(
         "int8_auroc_drop": f"{int8['auroc_drop']:.6f}",
         "int8_label_agreement": f"{int8['label_agreement']:.6f}",
         "servable": "true" if int8["servable"] else "false",
-        **ox.probe_record(fp32_path, int8_path, size),
+        **int8_record,
     }
     ox.write_metadata(fp32_path, fp32_meta)
     ox.write_metadata(int8_path, int8_meta)

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,13 +252,18 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Iterable[np.nda
     return int8_path
 
 
-def probe_record(fp32_path: Path, path: Path, input_size: int) -> dict[str, object]:
-    """What serving judges each runtime by (``inference.runtimes``): the fp32 file's probabilities on the
-    probe batch, and ``path``'s largest distance from them here, in onnxruntime (0 for the fp32 file)."""
+def probe_records(fp32_path: Path, paths: Sequence[Path], input_size: int) -> list[dict[str, object]]:
+    """What serving judges each runtime by (``inference.runtimes``), one record per file of ``paths``: the
+    fp32 file's probabilities on the probe batch, run once, and that file's largest distance from them
+    here, in onnxruntime (0 for the fp32 file)."""
     probe = probe_batch(input_size)
     reference = run_onnx(session(fp32_path), probe)
-    distance = 0.0 if path == fp32_path else float(np.max(np.abs(run_onnx(session(path), probe) - reference)))
-    return {"probe_fp32": [float(p) for p in reference], "probe_distance": f"{distance:.6g}"}
+    answers = [float(p) for p in reference]
+    records: list[dict[str, object]] = []
+    for path in paths:
+        distance = 0.0 if path == fp32_path else float(np.max(np.abs(run_onnx(session(path), probe) - reference)))
+        records.append({"probe_fp32": answers, "probe_distance": f"{distance:.6g}"})
+    return records
 
 
 def check_parity(reference: np.ndarray, exported: np.ndarray, threshold: float, *, atol: float = PARITY_ATOL) -> float:
