@@ -37,7 +37,7 @@ class SettingError(ValueError):
     """Environment variables with values the service cannot use; the message names each one."""
 
 
-def _one_line(error: ValidationError) -> str:
+def one_line(error: ValidationError) -> str:
     """``NAME='value': what is wrong`` for each refused variable, joined by ``; ``."""
     problems = []
     for detail in error.errors(include_url=False):
@@ -58,7 +58,7 @@ class EnvironmentSettings(BaseModel):
         try:
             return cls.model_validate({name: value for name, value in env.items() if value != ""})
         except ValidationError as error:
-            raise SettingError(_one_line(error)) from None
+            raise SettingError(one_line(error)) from None
 
 
 class ServingSettings(EnvironmentSettings):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import logging
 import sys
 import time
@@ -28,12 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field, Json, NonNegativeFloat, PositiveInt, ValidationError
 
-from inference.environment import Precision, Runtime
+from inference.environment import Precision, Runtime, one_line
 
 log = logging.getLogger(__name__)
 PROBE_BATCHES = (1, 4)  # auto's timing: one image (one client), and a gathered batch (under load)
@@ -65,6 +65,24 @@ def probe_batch(size: int) -> np.ndarray:
 def allowance(at_export: float) -> float:
     """How far from ``probe_fp32`` a runtime may be, for a file that was ``at_export`` from it when gated."""
     return max(FIDELITY_FACTOR * at_export, FIDELITY_FLOOR)
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class ProbeRecord(BaseModel):
+    """What the export records to judge runtimes by (docs/artifact.md), read from a file's metadata: the
+    fp32 file's answers on the probe batch, this file's distance from them when gated, and the image size
+    the batch is drawn at."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    probe_fp32: Json[Annotated[list[Probability], Field(min_length=PROBE_IMAGES)]]
+    probe_distance: NonNegativeFloat = 0.0
+    input_size: Json[Annotated[list[PositiveInt], Field(min_length=3, max_length=3)]]
+
+    def probe_batch(self) -> np.ndarray:
+        return probe_batch(self.input_size[-1])
 
 
 @dataclass(frozen=True)
@@ -204,8 +222,8 @@ def open_graph(path: Path, runtime: Runtime, threads: int, precision: Precision 
         runtime = "openvino"
     if runtime != "auto":
         graph = OPENERS[runtime](path, threads, precision)
-        fidelity = judge(graph, JUDGED_ALONE_IMAGES)
-        if fidelity is not None and fidelity.within is False:
+        record = read_probe_record(path, graph.metadata, f"{runtime}, asked for by name, serves it unjudged")
+        if record is not None and judge(graph, record, JUDGED_ALONE_IMAGES).within is False:
             log.warning("%s: %s; served because %s was asked for by name", path, _distance(graph), runtime)
         return graph
     graphs: list[Graph] = [OnnxRuntimeGraph.open(path, threads)]
@@ -217,19 +235,28 @@ def open_graph(path: Path, runtime: Runtime, threads: int, precision: Precision 
     return choose(path, graphs)
 
 
-def judge(graph: Graph, images: int = PROBE_IMAGES) -> Fidelity | None:
-    """Runs the first ``images`` of the probe batch and sets ``graph.fidelity``; None for a file that
-    records no probe answers."""
-    metadata = graph.metadata
-    if "probe_fp32" not in metadata or "input_size" not in metadata:
+def read_probe_record(path: Path, metadata: dict[str, str], served: str) -> ProbeRecord | None:
+    """The file's probe record; None for a file that is not a model of ours (the predictor refuses it by
+    name), and, saying why and then ``served``, for one without a record or with one that cannot be read."""
+    if "input_size" not in metadata:
         return None
-    reference = np.asarray(json.loads(metadata["probe_fp32"]), dtype=np.float64)[:images]
-    probe = probe_batch(int(json.loads(metadata["input_size"])[-1]))[:images]
-    (answers,) = graph.run(["probability"], probe)
-    at_export = float(metadata.get("probe_distance", "0"))
+    if "probe_fp32" not in metadata:
+        log.info("%s records no probe answers (exported before they were); %s", path, served)
+        return None
+    try:
+        return ProbeRecord.model_validate(metadata)
+    except ValidationError as error:
+        log.warning("%s: its probe record cannot be read (%s); %s", path, one_line(error), served)
+        return None
+
+
+def judge(graph: Graph, record: ProbeRecord, images: int = PROBE_IMAGES) -> Fidelity:
+    """Runs the first ``images`` of the probe batch and sets ``graph.fidelity``."""
+    reference = np.asarray(record.probe_fp32[:images], dtype=np.float64)
+    (answers,) = graph.run(["probability"], record.probe_batch()[:images])
     measured = float(np.max(np.abs(answers - reference)))
-    allowed = None if graph.precision == "bf16" else allowance(at_export)
-    graph.fidelity = Fidelity(measured, at_export, allowed, len(answers))
+    allowed = None if graph.precision == "bf16" else allowance(record.probe_distance)
+    graph.fidelity = Fidelity(measured, record.probe_distance, allowed, len(answers))
     return graph.fidelity
 
 
@@ -238,16 +265,12 @@ def choose(path: Path, graphs: Sequence[Graph]) -> Graph:
     ``PROBE_BATCHES``; another than the first only if faster by ``OPENVINO_MARGIN``. Says what was
     measured either way."""
     fallback = graphs[0]
-    if "input_size" not in fallback.metadata:  # not a model of ours: the predictor refuses it by name
+    record = read_probe_record(path, fallback.metadata, f"serving {fallback.runtime}, the runtime its int8 gate ran on")
+    if record is None:  # the same file's metadata under every runtime
         return fallback
     images = PROBE_IMAGES if len(graphs) > 1 else JUDGED_ALONE_IMAGES
-    if any(judge(graph, images) is None for graph in graphs):  # the same file's record: none lacks it alone
-        log.info(
-            "%s records no probe answers (exported before they were); serving %s, the runtime its int8 gate ran on",
-            path,
-            fallback.runtime,
-        )
-        return fallback
+    for graph in graphs:
+        judge(graph, record, images)
     within = [graph for graph in graphs if graph.fidelity.within]
     distances = "; ".join(f"{graph.runtime} {_distance(graph)}" for graph in graphs)
     if not within:
@@ -263,8 +286,7 @@ def choose(path: Path, graphs: Sequence[Graph]) -> Graph:
         alone = ", the only one within" if len(graphs) > 1 else ""
         log.info("%s: %s; serving %s%s", path, distances, within[0].runtime, alone)
         return within[0]
-    probe = probe_batch(int(json.loads(fallback.metadata["input_size"])[-1]))
-    costs = _costs(within, probe)
+    costs = _costs(within, record.probe_batch())
     best = min(within[1:], key=lambda graph: costs[graph.runtime])
     chosen = best if costs[best.runtime] < costs[within[0].runtime] * (1 - OPENVINO_MARGIN) else within[0]
     measured = ", ".join(f"{name} {ms:.1f} ms/image" for name, ms in costs.items())

@@ -25,6 +25,7 @@ from inference.runtimes import (
     Fidelity,
     OnnxRuntimeGraph,
     OpenVinoGraph,
+    ProbeRecord,
     choose,
     open_graph,
     openvino_core,
@@ -103,7 +104,7 @@ def test_the_export_records_what_every_runtime_is_judged_by(model_store: Path) -
     assert fp32["probe_distance"] == "0"
     at_export = float(int8["probe_distance"])
     assert at_export > 0  # int8 rounds
-    whole = runtimes.judge(OnnxRuntimeGraph.open(model_store / MODEL / FILES["int8"], 2))
+    whole = runtimes.judge(OnnxRuntimeGraph.open(model_store / MODEL / FILES["int8"], 2), ProbeRecord(**int8))
     assert whole.measured == pytest.approx(at_export, rel=1e-4, abs=1e-7)
     card = Predictor.load(model_store / MODEL / FILES["int8"], runtime="onnxruntime", threads=2).card()
     assert card["fidelity"]["measured"] <= whole.measured + 1e-7  # by name: the first probe image alone
@@ -125,7 +126,8 @@ def test_openvino_is_judged_on_the_int8_vit_as_onnxruntime_exported_it(vit_files
     )
     at_export = float(ox.read_metadata(int8)["probe_distance"])
     graphs = [OnnxRuntimeGraph.open(int8, 2), OpenVinoGraph.open(int8, 2)]
-    fidelities = [runtimes.judge(graph) for graph in graphs]
+    record = ProbeRecord.model_validate(ox.read_metadata(int8))
+    fidelities = [runtimes.judge(graph, record) for graph in graphs]
     assert fidelities[0].measured == pytest.approx(at_export, rel=1e-4, abs=1e-7)
     assert all(f.allowed == max(2 * at_export, FIDELITY_FLOOR) for f in fidelities)
     assert fidelities[1].measured < 0.05  # a number in the log and the card, whichever side of the allowance
@@ -222,6 +224,32 @@ def test_a_file_without_a_record_is_served_by_onnxruntime(model_store: Path, tmp
     assert line.endswith(
         "records no probe answers (exported before they were); serving onnxruntime, the runtime its int8 gate ran on"
     )
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ({"probe_fp32": "[0.1, 0.2"}, "probe_fp32='[0.1, 0.2': Invalid JSON"),
+        ({"probe_fp32": "[0.1, 0.2]"}, "probe_fp32=[0.1, 0.2]: List should have at least 4 items"),
+        ({"probe_distance": "-1"}, "probe_distance='-1': Input should be greater than or equal to 0"),
+    ],
+)
+def test_a_record_that_cannot_be_read_is_named_and_the_file_served_unjudged(
+    model_store: Path, tmp_path: Path, caplog, damage: dict[str, str], named: str
+) -> None:
+    """A damaged record is not a reason to refuse a gated file, nor to judge it by a wrong answer: the
+    file is served as one without a record would be, and the warning names the field and what is wrong."""
+    store = Path(shutil.copytree(model_store, tmp_path / "models"))
+    path = store / MODEL / FILES["int8"]
+    ox.write_metadata(path, {**ox.read_metadata(path), **damage})
+    with caplog.at_level(logging.WARNING, logger="inference.runtimes"):
+        cards = [Predictor.load(path, runtime=runtime, threads=2).card() for runtime in ("auto", "onnxruntime")]
+    assert [(card["runtime"], card["fidelity"]) for card in cards] == [("onnxruntime", None)] * 2
+    assert [r.levelname for r in caplog.records] == ["WARNING"] * 2
+    auto, by_name = (r.getMessage() for r in caplog.records)
+    assert named in auto
+    assert auto.endswith("serving onnxruntime, the runtime its int8 gate ran on")
+    assert by_name.endswith("onnxruntime, asked for by name, serves it unjudged")
 
 
 def test_without_openvino_auto_judges_the_first_probe_image_only(model_store: Path, monkeypatch, caplog) -> None:
