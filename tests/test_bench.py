@@ -4,12 +4,14 @@ the report turns their results and a real MLflow run into its files, a README bl
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import itertools
 import json
 import math
 import re
 import statistics
+import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -174,6 +176,17 @@ def test_the_native_peaks_are_the_work_they_claim() -> None:
     ):
         usable = isa().decode() != "none" and feature in flags
         assert kernel(10) == (threads * 4 * 10 * 2 * 16 * 16 * depth if usable else 0.0)
+
+
+def test_the_peak_is_the_faster_kernel_not_the_one_with_more_work() -> None:
+    """An AMX kernel does more work per call than the vector one and may still be slower (a CPU that
+    shares one tile unit between its threads): the rate decides."""
+    from bench.peaks import Peak, fastest
+
+    vector = Peak(functools.partial(time.sleep, 0.002), 1e6, "vector")  # 5e8 a second
+    amx = Peak(functools.partial(time.sleep, 0.02), 4e6, "amx")  # 2e8 a second
+    assert fastest([vector, amx]) is vector
+    assert fastest([amx, Peak(functools.partial(time.sleep, 0.002), 4e6, "faster amx")]).isa == "faster amx"
 
 
 def test_floor_work_is_flops_or_weight_bytes_where_a_floor_applies() -> None:
