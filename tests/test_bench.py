@@ -167,6 +167,9 @@ def test_the_native_peaks_are_the_work_they_claim() -> None:
     assert lib.int8_dot(10) == threads * int8_chains * 10 * 2 * int8_lanes
     buffer = np.ones(1024, dtype=np.float32)
     assert lib.read_bytes(buffer.ctypes.data, buffer.size) == 4096
+    # 8 streams a thread, each a whole number of 64-float blocks: what does not divide is left unread
+    streamed = np.ones(threads * 8 * 64 * 3 + 100, dtype=np.float32)
+    assert lib.read_bytes_streams(streamed.ctypes.data, streamed.size) == threads * 8 * 64 * 3 * 4
     # AMX: 4 tile instructions an iteration, each 16 x 16 outputs summed over 64 int8 or 32 bf16 pairs;
     # no work where this build or CPU lacks it (Linux lists amx_int8 only where it hands out the tile state)
     flags = Path("/proc/cpuinfo").read_text().split()
