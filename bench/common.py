@@ -79,7 +79,7 @@ def floor_kind(row: dict) -> str | None:
 def beaten_peaks(inference: dict) -> dict[str, str]:
     """The peaks (``int8_gops``, ...) that a library ran faster than in a ``bench.inference`` result, each
     with what beat it: a floor at such a peak is not the machine's, so no goal is judged against it. A
-    library beats a peak alone (its probe), in a model's matmuls (onnxruntime's profile), or with a whole
+    library beats a peak alone (its probe), in a model's matmuls (onnxruntime's or OpenVINO's profile), or with a whole
     model faster than its floor (OpenVINO's bf16 on AMX, where the peak kernel was AVX-512's)."""
     ceilings = inference["ceilings"]
     reached: dict[str, list[tuple[float, str]]] = {kind: [] for kind in ceilings}
@@ -94,6 +94,9 @@ def beaten_peaks(inference: dict) -> dict[str, str]:
             if kind in reached and math.isfinite(rate):
                 reached[kind].append((rate, f"{row['runtime']}'s matmuls in {where}"))
         kind, best = floor_kind(row), row.get("best_vs_floor", math.nan)
+        matrix = row.get("openvino_profile", {}).get("matrix_gops", math.nan)
+        if kind in reached and math.isfinite(matrix):
+            reached[kind].append((matrix, f"{row['runtime']}'s matrix nodes in {where}"))
         if kind in reached and math.isfinite(best) and best > 0:
             reached[kind].append((ceilings[kind] / best, f"{row['runtime']}, the whole of {where},"))
     beaten = {}

@@ -46,6 +46,7 @@ from bench.common import (
     build_network,
     describe,
     dynamic_int8_store,
+    floor_kind,
     flops_floor,
     is_served,
     markdown_table,
@@ -272,6 +273,49 @@ def op_breakdown(path: Path, images: np.ndarray, runs: int = 5) -> dict:
     }
 
 
+OPENVINO_MATRIX_NODES = ("FullyConnected", "MatMul", "Convolution")  # nearly all a ViT's FLOPs are theirs
+
+
+def openvino_breakdown(path: Path, images: np.ndarray, hint: str, flops: float, runs: int = 5) -> dict:
+    """Where one OpenVINO run spends its time, from its own per-node counters (``PERF_COUNT``, in a
+    separate compiled model: counting slows the timed one): ms per image by node type, the matrix
+    nodes' share and the rate they reach (the model's ``flops`` per image over their time), and the
+    kernels they ran (``brgemm_avx512_amx_I8``: AMX's int8 tiles)."""
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERF_COUNT": True}
+    request = openvino_core().compile_model(str(path), "CPU", config).create_infer_request()
+    request.infer({"image": images})  # a warm-up: it compiles for this shape
+    per_node: dict[str, float] = {}
+    kernels: dict[str, int] = {}
+    for _ in range(runs):
+        request.infer({"image": images})
+        for info in request.profiling_info:
+            seconds = info.real_time.total_seconds()
+            per_node[info.node_type] = per_node.get(info.node_type, 0.0) + seconds
+            if info.node_type in OPENVINO_MATRIX_NODES and seconds > 0:
+                kernels[info.exec_type] = kernels.get(info.exec_type, 0) + 1
+    total = sum(per_node.values())
+    matrix = sum(per_node.get(node, 0.0) for node in OPENVINO_MATRIX_NODES)
+    scale = 1000 / runs / len(images)
+    return {
+        "kernel_ms_per_image": total * scale,
+        "ops_ms_per_image": {node: t * scale for node, t in sorted(per_node.items(), key=lambda item: -item[1])},
+        "matrix_share": matrix / total if total else 0.0,
+        "matrix_gops": flops * len(images) * runs / matrix / 1e9 if matrix else math.nan,
+        "matrix_kernels": sorted(kernels, key=lambda kernel: -kernels[kernel]),
+    }
+
+
+def profiles(runtime: str, one: Loaded, images: np.ndarray, flops: float) -> dict:
+    """The row's profile by its runtime's own counters: onnxruntime's for every ONNX row, OpenVINO's
+    for the ViT's (the MLP at batch 1 is a read of its weights, which a node profile cannot split)."""
+    if runtime.startswith("onnx"):
+        return {"profile": op_breakdown(one.path, images)}
+    if runtime.startswith("openvino") and flops:
+        hint = "bf16" if runtime.endswith("bf16") else "f32"
+        return {"openvino_profile": openvino_breakdown(one.path, images, hint, flops)}
+    return {}
+
+
 PEAK_CHILD = """
 import sys
 import numpy as np
@@ -432,7 +476,7 @@ def bench_model(
                     "max_abs_diff_vs_fp32": difference(one, images, reference),
                     **floor_fields(samples, batch, bounds[runtime], floors, probe_samples),
                     "floor": floor_name(is_mlp, bounds[runtime]),
-                    **({"profile": op_breakdown(one.path, images)} if runtime.startswith("onnx") and profile else {}),
+                    **(profiles(runtime, one, images, flops) if profile else {}),
                 }
             )
     return sorted(rows, key=lambda r: (RUNTIMES.index(r["runtime"]), batches.index(r["batch"])))
@@ -493,7 +537,8 @@ def markdown(result: dict) -> str:
         f"\n**Not a floor here**: {what}; the peak kernel is not this CPU's best, so no floor goal is judged at it.\n"
         for what in beaten_peaks(result).values()
     )
-    return header + table + note + beaten + against_peer(result["rows"]) + profile_markdown(result)
+    peer = against_peer(result["rows"])
+    return header + table + note + beaten + peer + profile_markdown(result) + openvino_profile_markdown(result)
 
 
 def agrees(row: dict, served: dict) -> bool:
@@ -578,6 +623,37 @@ def profile_markdown(result: dict) -> str:
         "so its ms need not match the timed median): the matmuls' share and the rate they reach inside the model, "
         f"beside the fp32 peak's {probe:.0f} GFLOP/s; then the fp32 matmuls by a weight (attention's excluded) in the "
         "model, and the same shapes each run alone.\n\n" + markdown_table(headers, rows, digits=2)
+    )
+
+
+def openvino_profile_markdown(result: dict) -> str:
+    """The OpenVINO rows' counters: how much is matrix work, how fast it runs beside its precision's peak."""
+    profiled = [r for r in result["rows"] if "openvino_profile" in r]
+    if not profiled:
+        return ""
+    rows = []
+    for r in profiled:
+        p, kind = r["openvino_profile"], floor_kind(r)
+        peak = result["ceilings"].get(kind, math.nan) if kind else math.nan
+        others = [(node, ms) for node, ms in p["ops_ms_per_image"].items() if node not in OPENVINO_MATRIX_NODES][:3]
+        rows.append(
+            (
+                r["model"],
+                r["runtime"],
+                r["batch"],
+                p["kernel_ms_per_image"],
+                f"{p['matrix_share']:.0%}",
+                p["matrix_gops"],
+                p["matrix_gops"] / peak,
+                ", ".join(p["matrix_kernels"][:2]),
+                ", ".join(f"{node} {ms:.1f}" for node, ms in others),
+            )
+        )
+    headers = ("model", "runtime", "batch", "profiled ms/img", "matrix share", "matrix G/s", "of peak", "kernels")
+    return (
+        "\nOpenVINO's own counters (`PERF_COUNT`, a separate compiled model): the share of the matrix nodes "
+        f"({', '.join(OPENVINO_MATRIX_NODES)}), the model's FLOPs over their time beside the peak of the row's "
+        "floor, and the kernels they ran.\n\n" + markdown_table((*headers, "next nodes (ms/img)"), rows, digits=2)
     )
 
 

@@ -668,7 +668,7 @@ def test_a_floor_a_library_beats_is_not_judged() -> None:
 def test_a_whole_model_faster_than_its_floor_beats_the_peak() -> None:
     """On an AMX Xeon, before the AMX kernels, OpenVINO's bf16 ViT ran at 0.28x its floor at the AVX-512
     bf16 peak: a model faster than its floor shows the peak kernel is not the CPU's best, whatever its
-    library's profile says (OpenVINO has none here)."""
+    library's profile says; so do OpenVINO's matrix nodes alone faster than it."""
     row = {"model": "vit_base_patch16_224", "batch": 8, "runtime": "openvino-bf16", "floor": "FLOPs / bf16 peak"}
     result = {"ceilings": {"fp32_gflops": 267.0, "bf16_gflops": 136.0}, "probes": {}, "rows": [row]}
     assert report.floor_kind(row) == "bf16_gflops"
@@ -677,5 +677,31 @@ def test_a_whole_model_faster_than_its_floor_beats_the_peak() -> None:
     assert list(beaten) == ["bf16_gflops"]
     assert "openvino-bf16" in beaten["bf16_gflops"]
     assert "486" in beaten["bf16_gflops"]  # 136 / 0.28
+    counted = row | {"best_vs_floor": 0.97, "openvino_profile": {"matrix_gops": 500.0}}
+    assert "openvino-bf16's matrix nodes" in report.beaten_peaks(result | {"rows": [counted]})["bf16_gflops"]
     probed = {"bf16_matmul_gflops": {"torch bf16 3072^3": 900.0}}  # a library probe alone beats it too
     assert "torch bf16 3072^3 alone" in report.beaten_peaks(result | {"probes": probed})["bf16_gflops"]
+
+
+def test_openvino_counters_split_a_vit_run_into_matrix_work_and_the_rest(tmp_path: Path) -> None:
+    """A two-block ViT in OpenVINO with its own counters: per node type, the matrix nodes' share, and the
+    model's FLOPs over their time; the table names the kernels they ran and the peak of the row's floor."""
+    from training.networks import TimmClassifier
+    from training.onnx_export import export_onnx
+
+    net = TimmClassifier("vit_tiny_patch16_224", pretrained=False, model_kwargs={"depth": 2}).eval()
+    path, flops = export_onnx(net, tmp_path / "model.onnx", 224), inference.vit_flops(net)
+    counted = inference.openvino_breakdown(path, np.zeros((2, 3, 224, 224), np.float32), "f32", flops, runs=2)
+    ops = counted["ops_ms_per_image"]
+    assert counted["kernel_ms_per_image"] == pytest.approx(sum(ops.values()))
+    assert "FullyConnected" in ops
+    assert 0 < counted["matrix_share"] < 1  # layer norms, softmax, GELU are not matrix work
+    matrix_s = sum(ops.get(node, 0.0) for node in inference.OPENVINO_MATRIX_NODES) / 1000
+    assert counted["matrix_gops"] == pytest.approx(flops / matrix_s / 1e9)
+    assert counted["matrix_kernels"]
+    row = {"model": "vit", "runtime": "openvino-fp32", "batch": 2, "floor": "FLOPs / fp32 peak"}
+    table = inference.openvino_profile_markdown(
+        {"ceilings": {"fp32_gflops": 2 * counted["matrix_gops"]}, "rows": [row | {"openvino_profile": counted}]}
+    )
+    assert f"| vit | openvino-fp32 | 2 | {counted['kernel_ms_per_image']:.2f} |" in table
+    assert f"| 0.50 | {counted['matrix_kernels'][0]}" in table
