@@ -197,6 +197,12 @@ def test_floor_work_is_flops_or_weight_bytes_where_a_floor_applies() -> None:
     assert inference.floor_work(False, "onnx-int8", 1, 1e8, 35e9) == ("int8_gops", 35e9)  # the int8 peak
     assert inference.floor_work(True, "onnx-int8", 1, 3.6e8, 0.0) == ("read_gbps", 3.6e8)
     assert inference.floor_work(True, "onnx-fp32", 8, 1.4e9, 0.0) is None  # a batch shares the weight reads
+    # OpenVINO's bf16 holds the fp32 file's weights in bf16 (an AMX Xeon's MLP read "28 GB/s" at a 25 peak)
+    held = {
+        (runtime, ran): inference.weight_bytes_held(runtime, inference.Loaded(None, print, 0.0, 1.4e9, 0.0, ran))
+        for runtime, ran in (("openvino-bf16", "bf16"), ("openvino-bf16", "fp32"), ("pytorch-bf16", "bf16"))
+    }
+    assert held == {("openvino-bf16", "bf16"): 0.7e9, ("openvino-bf16", "fp32"): 1.4e9, ("pytorch-bf16", "bf16"): 1.4e9}
 
 
 def test_attention_matmuls_are_not_weight_matmuls() -> None:
