@@ -180,15 +180,18 @@ def runner(net: torch.nn.Module, runtime: str, path: Path | None) -> Callable[[n
     if runtime.startswith("onnx-"):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda images: session.run(["probability"], {"image": images})[0]
-    hint = "bf16" if runtime.endswith("bf16") else "f32"
-    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": openvino_hint(runtime)})
     return lambda images: np.array(compiled({"image": images})[compiled.output("probability")])
+
+
+def openvino_hint(runtime: str) -> str:
+    """The ``INFERENCE_PRECISION_HINT`` an OpenVINO row compiles with: bf16 for its bf16 row, f32 otherwise."""
+    return "bf16" if runtime.endswith("bf16") else "f32"
 
 
 def openvino_precision(runtime: str, path: Path) -> str:
     """The precision OpenVINO's CPU plugin really runs with the runtime's hint (f32 where the CPU has no bf16)."""
-    hint = "bf16" if runtime.endswith("bf16") else "f32"
-    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": openvino_hint(runtime)})
     return compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
 
 
@@ -311,8 +314,7 @@ def profiles(runtime: str, one: Loaded, images: np.ndarray, flops: float) -> dic
     if runtime.startswith("onnx"):
         return {"profile": op_breakdown(one.path, images)}
     if runtime.startswith("openvino") and flops:
-        hint = "bf16" if runtime.endswith("bf16") else "f32"
-        return {"openvino_profile": openvino_breakdown(one.path, images, hint, flops)}
+        return {"openvino_profile": openvino_breakdown(one.path, images, openvino_hint(runtime), flops)}
     return {}
 
 
