@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import subprocess
 import sys
@@ -218,6 +219,21 @@ def batch_main(source: Path, output: Path, model_store: Path) -> str:
     with pytest.raises(SystemExit) as exited:
         main([str(source), str(output), "--model-root", str(model_store), "--model-name", MODEL])
     return str(exited.value.code)
+
+
+def test_batch_command_scores_with_the_runtime_auto_judged(
+    model_store: Path, small_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch job chooses its runtime as the EC2 service does: both runtimes judged against the
+    export's fp32 answers (it ran onnxruntime by name, judging none beside it)."""
+    from inference.batch import main
+
+    with caplog.at_level(logging.INFO, logger="inference.runtimes"):
+        main([str(small_root), str(tmp_path / "scores.csv"), "--model-root", str(model_store), "--model-name", MODEL])
+    (choice,) = [r.getMessage() for r in caplog.records if r.name == "inference.runtimes"]
+    assert "onnxruntime " in choice
+    assert "openvino " in choice
+    assert (tmp_path / "scores.csv").is_file()
 
 
 def test_batch_command_refuses_broken_annotations_before_scoring(
