@@ -31,7 +31,7 @@ RESULTS = Path("bench/results")
 # (onnx-int8-dynamic: the int8 file as exported before issue 20, for the side-by-side with today's)
 RUNTIMES = (
     *("pytorch", "pytorch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-dynamic"),
-    *("openvino-fp32", "openvino-int8", "openvino-bf16"),
+    *("openvino-fp32", "openvino-int8", "openvino-int8-grouped", "openvino-bf16"),
 )
 MODEL_CACHE = Path("outputs/bench/models")
 RANDOM_WEIGHTS_RUN = "bench-random-weights"

@@ -57,11 +57,22 @@ from bench.common import (
 from bench.peaks import Peak, peaks, rates
 from inference.cores import available_cpus
 from inference.predictor import FILES
-from inference.runtimes import allowance, open_graph, openvino_core, openvino_installed
+from inference.runtimes import (
+    GROUPED,
+    OpenVinoGraph,
+    allowance,
+    dequantize_activations,
+    label,
+    open_graph,
+    openvino_core,
+    openvino_installed,
+)
 from training.networks import count_parameters
 
 PEER, TODAY = "openvino-", "onnx-int8-dynamic"  # the goals: ours against OpenVINO's best, and today's file
-SERVED_ROWS = {"onnxruntime": "onnx-int8", "openvino": "openvino-int8"}  # what serving's auto runs the int8 file in
+# what serving's auto runs the int8 file in, by its runtimes.label; the grouped row is ours, not OpenVINO's own
+GROUPED_ROW = "openvino-int8-grouped"
+SERVED_ROWS = {"onnxruntime": "onnx-int8", "openvino": "openvino-int8", f"openvino {GROUPED}": GROUPED_ROW}
 BATCH1_GOAL = 1.05  # the served file at batch 1: at most this many times today's dynamic int8
 UNITS = {"fp32_gflops": "GFLOP/s", "bf16_gflops": "GFLOP/s", "int8_gops": "GOP/s", "read_gbps": "GB/s"}
 
@@ -103,11 +114,11 @@ def matmul_probes() -> dict[str, Probe]:
     size = 3072
     a, b = torch.randn(size, size), torch.randn(size, size)
     probes = {"torch 3072^3": Probe(lambda: a @ b, 2.0 * size**3)}
-    for label, (m, k, n) in {
+    for name, (m, k, n) in {
         "onnxruntime 3072^3": (size, size, size),
         "onnxruntime 1576x768x3072": (1576, 768, 3072),
     }.items():
-        probes[label] = Probe(_ort_matmul(m, k, n), 2.0 * m * k * n)
+        probes[name] = Probe(_ort_matmul(m, k, n), 2.0 * m * k * n)
     return probes
 
 
@@ -180,8 +191,22 @@ def runner(net: torch.nn.Module, runtime: str, path: Path | None) -> Callable[[n
     if runtime.startswith("onnx-"):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda images: session.run(["probability"], {"image": images})[0]
+    if runtime == GROUPED_ROW:
+        graph = grouped_graph(path)
+        return lambda images: graph.run(["probability"], images)[0]
     compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": openvino_hint(runtime)})
     return lambda images: np.array(compiled({"image": images})[compiled.output("probability")])
+
+
+def grouped_graph(path: Path) -> OpenVinoGraph:
+    """The int8 file as serving's auto runs it ``int8-grouped`` (an MLP's; None for a ViT's is never asked)."""
+    graph = OpenVinoGraph.open_grouped(path, available_cpus())
+    assert graph is not None, path  # load_runtimes asks only where grouped_applies
+    return graph
+
+
+def grouped_applies(path: Path) -> bool:
+    return dequantize_activations(openvino_core().read_model(str(path))) > 0
 
 
 def openvino_hint(runtime: str) -> str:
@@ -328,6 +353,10 @@ if runtime.startswith("pytorch"):  # torch only where it is the runtime: an ONNX
     from bench.common import build_network
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=runtime.endswith("bf16")):
         build_network(name)(torch.from_numpy(images))
+elif runtime == "openvino-int8-grouped":
+    from pathlib import Path
+    from bench.inference import grouped_graph
+    grouped_graph(Path(path)).run(["probability"], images)
 elif runtime.startswith("openvino"):
     from inference.runtimes import openvino_core
     hint = {"INFERENCE_PRECISION_HINT": "bf16" if runtime.endswith("bf16") else "f32"}
@@ -429,6 +458,8 @@ def load_runtimes(name: str, net: torch.nn.Module, store: Path, batch: int) -> d
         if runtime.startswith("openvino") and not openvino_installed():
             continue
         path = model_file(store, name, runtime)
+        if runtime == GROUPED_ROW and not grouped_applies(path):
+            continue  # a ViT's file: serving never runs it so
         peak_mb = peak_memory_mb(name, runtime, batch, path)
         started = time.perf_counter()
         run = runner(net, runtime, path)
@@ -444,7 +475,7 @@ def load_runtimes(name: str, net: torch.nn.Module, store: Path, batch: int) -> d
 def served_runtime(store: Path, name: str) -> str:
     """The row the EC2 service serves here: the runtime serving's own ``MODEL_RUNTIME=auto`` picks for
     the int8 file on this machine (its measurement, not ours), onnxruntime without OpenVINO."""
-    return SERVED_ROWS[open_graph(store / name / FILES["int8"], "auto", available_cpus()).runtime]
+    return SERVED_ROWS[label(open_graph(store / name / FILES["int8"], "auto", available_cpus()))]
 
 
 def bench_model(
@@ -565,7 +596,9 @@ def against_peer(rows: list[dict]) -> str:
         if mine is None:
             continue
         served = mine["runtime"]
-        peers = [r for rt, r in same.items() if rt.startswith(PEER) and rt != served and agrees(r, mine)]
+        peers = [
+            r for rt, r in same.items() if rt.startswith(PEER) and rt not in (served, GROUPED_ROW) and agrees(r, mine)
+        ]
         if peers:
             best = min(peers, key=lambda r: r["median_ms_per_image"])
             ratio = mine["median_ms_per_image"] / best["median_ms_per_image"]
